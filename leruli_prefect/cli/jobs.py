@@ -1,0 +1,115 @@
+"""The researcher's job commands, named as the original Leruli client named them (`task-submit`, ...)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leruli_prefect.cli.failures import reports_errors
+from leruli_prefect.client import GatewayClient
+from leruli_prefect.errors import ConfigurationError, SubmissionError
+from leruli_prefect.job_spec import JobSpec
+from leruli_prefect.settings import Settings, load_settings
+from leruli_prefect.storage.archive import pack_directory
+from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
+from leruli_prefect.storage.s3_client import make_s3_client
+from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket, upload_file
+
+JOB_FILE = "leruli.job"
+BUCKET_FILE = "leruli.bucket"
+
+
+def _client(settings: Settings) -> GatewayClient:
+    return GatewayClient(
+        settings.baseurl,
+        api_secret=settings.api_secret.get_secret_value() if settings.api_secret else None,
+        group_token=settings.group_token.get_secret_value() if settings.group_token else None,
+    )
+
+
+def _s3(settings: Settings):  # noqa: ANN202 - a boto3 client
+    secret = settings.s3_secret.get_secret_value() if settings.s3_secret else None
+    return make_s3_client(settings.s3_server, settings.s3_access, secret)
+
+
+def _read_marker(name: str, what: str) -> str:
+    path = Path.cwd() / name
+    if not path.exists():
+        raise ConfigurationError(f"no {what} given and no {name} in {Path.cwd()}")
+    return path.read_text().strip()
+
+
+@reports_errors
+def submit(
+    code: Annotated[str, typer.Argument(help="The code (image name), e.g. psi4")],
+    version: Annotated[str, typer.Argument(help="The code's version (image tag), e.g. 1.3.2")],
+    command: Annotated[list[str], typer.Argument(help="The command to run in the directory")],
+    cores: Annotated[int, typer.Option(help="Cores (also OMP_NUM_THREADS and kin)")] = 1,
+    memory: Annotated[int, typer.Option(help="Memory limit in MB")] = 4000,
+    time: Annotated[int, typer.Option(help="Time limit in minutes")] = 1440,
+) -> None:
+    """Submit the current directory as a job running COMMAND in CODE:VERSION."""
+    settings = load_settings()
+    directory = Path.cwd()
+    if (directory / JOB_FILE).exists():
+        job_id = (directory / JOB_FILE).read_text().strip()
+        raise SubmissionError(f"this directory was already submitted as job {job_id}; remove {JOB_FILE} to resubmit")
+    bucket = new_bucket_name()
+    spec = JobSpec(
+        image=f"{code}:{version}",
+        command=" ".join(command),
+        cores=cores,
+        memory_mb=memory,
+        time_limit_s=time * 60,
+        bucket=bucket,
+    )
+    s3 = _s3(settings)
+    with _client(settings) as client, tempfile.TemporaryDirectory() as scratch:
+        client.require_api_secret()  # fail before touching S3 when no API secret is set
+        archive = Path(scratch) / ARCHIVE_KEY
+        pack_directory(directory, spec.command, archive)
+        create_bucket(s3, bucket)
+        try:
+            upload_file(s3, archive, bucket, ARCHIVE_KEY)
+            job = client.submit_job(spec)
+        except BaseException:
+            delete_bucket(s3, bucket)  # nothing was submitted: leave nothing behind
+            raise
+    (directory / JOB_FILE).write_text(f"{job.id}\n")
+    (directory / BUCKET_FILE).write_text(f"{bucket}\n")
+    typer.echo(str(job.id))
+
+
+@reports_errors
+def status(
+    job_id: Annotated[str | None, typer.Argument(help="Job id; default: the one in ./leruli.job")] = None,
+) -> None:
+    """Print a job's state, and the reason when it did not complete."""
+    settings = load_settings()
+    job_id = job_id or _read_marker(JOB_FILE, "job id")
+    with _client(settings) as client:
+        job = client.job(job_id)
+    typer.echo(f"{job.state}: {job.reason}" if job.reason else job.state)
+
+
+@reports_errors
+def get(
+    bucket: Annotated[str | None, typer.Argument(help="Bucket; default: the one in ./leruli.bucket")] = None,
+) -> None:
+    """Download a job's files (its outputs and inputs) into the current directory."""
+    settings = load_settings()
+    bucket = bucket or _read_marker(BUCKET_FILE, "bucket")
+    keys = download_bucket(_s3(settings), bucket, Path.cwd(), skip=frozenset({ARCHIVE_KEY}))
+    typer.echo(f"Downloaded {len(keys)} file(s) from {bucket}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the job commands under their original names and their short aliases."""
+    passthrough = {"allow_extra_args": True, "ignore_unknown_options": True}
+    for name, alias, function in (("task-submit", "submit", submit), ("task-status", "status", status), ("task-get", "get", get)):
+        settings = passthrough if function is submit else None
+        app.command(name, context_settings=settings)(function)
+        app.command(alias, context_settings=settings, help=f"Alias of {name}.")(function)

@@ -1,0 +1,59 @@
+"""`leruli node ...`: attach this machine to a group as a compute node."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leruli_prefect.cli.failures import reports_errors
+from leruli_prefect.client import COMPUTE_SECRET_HEADER, GROUP_TOKEN_HEADER, GatewayClient
+from leruli_prefect.worker.node_config import NodeConfig, load_node_config
+
+app = typer.Typer(help="Run a compute node that takes its group's jobs.", no_args_is_help=True)
+
+
+@app.command()
+@reports_errors
+def start(
+    config: Annotated[Path, typer.Option("--config", help="The node's node.toml")] = Path("node.toml"),
+) -> None:
+    """Start taking the group's jobs and running them in Docker (until interrupted)."""
+    node = load_node_config(config)
+    if config.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        typer.echo(f"Warning: {config} holds secrets but others may read it: chmod 600 {config}", err=True)
+    with GatewayClient(node.gateway_url) as client:
+        identity = client.node_identity(
+            group_token=node.group_token.get_secret_value(), compute_secret=node.compute_secret.get_secret_value()
+        )
+    pool = identity["work_pool"]
+    os.environ.update(_prefect_environment(node))
+    for name in ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
+        os.environ.pop(name, None)  # the node speaks for its group only, with the group's secrets
+    typer.echo(f"Node for group {identity['group']} (pool {pool}) via {node.gateway_url}, {node.slots} slot(s)")
+    asyncio.run(_run_worker(node, pool))
+
+
+def _prefect_environment(node: NodeConfig) -> dict[str, str]:
+    headers = {
+        GROUP_TOKEN_HEADER: node.group_token.get_secret_value(),
+        COMPUTE_SECRET_HEADER: node.compute_secret.get_secret_value(),
+    }
+    return {
+        "PREFECT_API_URL": f"{node.gateway_url.rstrip('/')}/prefect/api",
+        "PREFECT_CLIENT_CUSTOM_HEADERS": json.dumps(headers),
+        "PREFECT_WORKER_QUERY_SECONDS": str(node.poll_seconds),
+        "PREFECT_HOME": str(node.data_dir / "prefect"),
+    }
+
+
+async def _run_worker(node: NodeConfig, pool: str) -> None:
+    from leruli_prefect.worker.leruli_worker import LeruliWorker
+
+    worker = LeruliWorker(work_pool_name=pool, limit=node.slots, create_pool_if_not_found=False, node_config=node)
+    await worker.start()

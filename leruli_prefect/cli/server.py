@@ -1,0 +1,87 @@
+"""`leruli server ...`: the operator's commands on the central server machine."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from leruli_prefect.cli.failures import reports_errors
+from leruli_prefect.errors import ConfigurationError
+
+app = typer.Typer(help="Run the central server and manage its groups (operators only).", no_args_is_help=True)
+
+DEFAULT_DATA_DIR = Path.home() / ".leruli" / "server"
+DataDirOption = Annotated[Path, typer.Option(help="Where the server keeps its databases and secrets")]
+
+
+@app.command()
+@reports_errors
+def start(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 4300,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    database_url: Annotated[
+        str | None, typer.Option(help="PostgreSQL URL (postgresql+asyncpg://...); default SQLite in the data dir")
+    ] = None,
+) -> None:
+    """Serve the gateway (/v1), the Prefect API (/prefect/api) and the Prefect UI (/prefect/) in one process."""
+    from leruli_prefect.gateway.server_config import (
+        ServerConfig,
+        load_or_create_operator_secret,
+        prefect_environment,
+        write_server_info,
+    )
+
+    config = ServerConfig(host=host, port=port, data_dir=data_dir.resolve(), database_url=database_url)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    operator_secret = load_or_create_operator_secret(config.data_dir)
+    # Prefect reads its settings when it is imported: set them first.
+    os.environ.update(prefect_environment(config, operator_secret))
+
+    import uvicorn
+
+    from leruli_prefect.gateway.app import create_app
+    from leruli_prefect.worker.leruli_worker import LeruliWorker
+
+    app_ = create_app(
+        config, operator_secret=operator_secret, base_job_template=LeruliWorker.get_default_base_job_template()
+    )
+    write_server_info(config)
+    typer.echo(f"leruli server on {config.url}  (REST API {config.url}/v1, Prefect UI {config.url}/prefect/)")
+    typer.echo(f"Prefect UI password: the operator secret in {config.data_dir / 'operator-secret'}")
+    uvicorn.run(app_, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+
+
+@app.command("init-group")
+@reports_errors
+def init_group(
+    name: Annotated[str, typer.Argument(help="The group's name: lowercase letters, digits, dashes")],
+    admin_name: Annotated[str, typer.Option(help="Name of the group's first admin user")] = "admin",
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    url: Annotated[str | None, typer.Option(help="The server's URL; default: read from the data dir")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the secrets as JSON")] = False,
+) -> None:
+    """Create a group with its work pool, deployment and first admin; prints its secrets once."""
+    from leruli_prefect.client import GatewayClient
+    from leruli_prefect.gateway.server_config import OPERATOR_SECRET_FILE, read_server_url
+
+    secret_path = data_dir / OPERATOR_SECRET_FILE
+    if not secret_path.exists():
+        raise ConfigurationError(f"no operator secret at {secret_path}: start the server with this --data-dir first")
+    url = url or read_server_url(data_dir)
+    if url is None:
+        raise ConfigurationError(f"no server URL known in {data_dir}: pass --url")
+    with GatewayClient(url) as client:
+        created = client.create_group(name, operator_secret=secret_path.read_text().strip(), admin_name=admin_name)
+    if as_json:
+        typer.echo(json.dumps(created, indent=2))
+        return
+    typer.echo(f"Group {created['group']} created (work pool {created['work_pool']}).")
+    typer.echo("These secrets are shown once and cannot be read again: store them now.")
+    typer.echo(f"  group token                 {created['group_token']}")
+    typer.echo(f"  API secret of {created['admin_name']:<13} {created['api_secret']}")
+    typer.echo(f"  compute secret              {created['compute_secret']}")

@@ -1,0 +1,101 @@
+"""A typed HTTP client for the gateway's /v1 REST API, used by the CLI and the Python API."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from leruli_prefect.errors import AuthenticationError, ConfigurationError, GatewayError
+from leruli_prefect.job_spec import JobSpec, JobView
+
+# How a node proves it belongs to a group (Prefect's client sends them as custom headers too).
+GROUP_TOKEN_HEADER = "X-Leruli-Group-Token"
+COMPUTE_SECRET_HEADER = "X-Leruli-Compute-Secret"
+
+
+class GatewayClient:
+    """Talks to one gateway with the credentials it is given.
+
+    >>> client = GatewayClient("http://127.0.0.1:4300", api_secret="lq_user_...")
+    >>> job = client.submit_job(JobSpec(image="xtb:6.5.1", command="xtb mol.xyz", bucket="leruli-..."))
+    """
+
+    def __init__(
+        self,
+        baseurl: str,
+        *,
+        api_secret: str | None = None,
+        group_token: str | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.baseurl = baseurl.rstrip("/")
+        self.api_secret = api_secret
+        self.group_token = group_token
+        self._http = httpx.Client(base_url=self.baseurl, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> GatewayClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def submit_job(self, spec: JobSpec) -> JobView:
+        return JobView.model_validate(self._call("POST", "/v1/jobs", self.require_api_secret(), json=spec.model_dump()))
+
+    def job(self, job_id: UUID | str) -> JobView:
+        return JobView.model_validate(self._call("GET", f"/v1/jobs/{job_id}", self._reader()))
+
+    def jobs(self, limit: int = 100) -> list[JobView]:
+        body = self._call("GET", "/v1/jobs", self._reader(), params={"limit": limit})
+        return [JobView.model_validate(job) for job in body["jobs"]]
+
+    def whoami(self) -> dict[str, Any]:
+        return self._call("GET", "/v1/whoami", self._reader())
+
+    def node_identity(self, *, group_token: str, compute_secret: str) -> dict[str, Any]:
+        """Who a node is (its group and work pool), proven by the group token and the compute secret."""
+        headers = {COMPUTE_SECRET_HEADER: compute_secret, GROUP_TOKEN_HEADER: group_token}
+        return self._call("GET", "/v1/whoami", None, headers=headers)
+
+    def create_group(self, name: str, *, operator_secret: str, admin_name: str = "admin") -> dict[str, Any]:
+        return self._call("POST", "/v1/groups", operator_secret, json={"name": name, "admin_name": admin_name})
+
+    def require_api_secret(self) -> str:
+        if not self.api_secret:
+            raise ConfigurationError("this needs your API secret: set LERULI_API_SECRET")
+        return self.api_secret
+
+    def _reader(self) -> str:
+        credential = self.group_token or self.api_secret
+        if not credential:
+            raise ConfigurationError("this needs the group token or your API secret: set LERULI_GROUP_TOKEN")
+        return credential
+
+    def _call(self, method: str, path: str, credential: str | None, **kwargs: Any) -> Any:
+        if credential is not None:
+            kwargs["headers"] = {"Authorization": f"Bearer {credential}"}
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise GatewayError(f"cannot reach the gateway at {self.baseurl}: {exc}", 0) from exc
+        if response.status_code >= 400:
+            detail = _detail(response)
+            if response.status_code == 401:
+                raise AuthenticationError(detail, 401)
+            raise GatewayError(detail, response.status_code)
+        return response.json()
+
+
+def _detail(response: httpx.Response) -> str:
+    try:
+        detail = response.json().get("detail")
+    except ValueError:
+        detail = None
+    if isinstance(detail, list):  # FastAPI's validation errors
+        detail = "; ".join(f"{'.'.join(map(str, item.get('loc', [])))}: {item.get('msg')}" for item in detail)
+    return str(detail or f"HTTP {response.status_code} {response.reason_phrase}")

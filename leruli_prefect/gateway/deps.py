@@ -1,0 +1,81 @@
+"""FastAPI dependencies: the database session, the Prefect client and who is calling, by role."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leruli_prefect.gateway.callers import (
+    COMPUTE_SECRET_HEADER,
+    GROUP_TOKEN_HEADER,
+    Caller,
+    Unauthenticated,
+    resolve_caller,
+)
+from leruli_prefect.gateway.db import Group
+from leruli_prefect.gateway.security import SecretKind
+from leruli_prefect.gateway.state import GatewayState
+
+
+def get_state(request: Request) -> GatewayState:
+    return request.app.state.gateway
+
+
+StateDep = Annotated[GatewayState, Depends(get_state)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    async with state.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def current_caller(request: Request, session: SessionDep, state: StateDep) -> Caller:
+    try:
+        return await resolve_caller(
+            session,
+            authorization=request.headers.get("authorization"),
+            group_token=request.headers.get(GROUP_TOKEN_HEADER),
+            compute_secret=request.headers.get(COMPUTE_SECRET_HEADER),
+            operator_secret=state.operator_secret,
+        )
+    except Unauthenticated as exc:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
+        ) from exc
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+
+
+def _require(caller: Caller, kinds: set[SecretKind], what: str) -> Caller:
+    if caller.kind not in kinds:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"this needs {what}; you called as {caller.kind.value}")
+    return caller
+
+
+def require_user(caller: CallerDep) -> Caller:
+    return _require(caller, {SecretKind.user}, "a user's API secret")
+
+
+def require_member(caller: CallerDep) -> Caller:
+    return _require(caller, {SecretKind.user, SecretKind.group}, "the group token or a user's API secret")
+
+
+def require_operator(caller: CallerDep) -> Caller:
+    return _require(caller, {SecretKind.operator}, "the server operator's secret")
+
+
+UserDep = Annotated[Caller, Depends(require_user)]
+MemberDep = Annotated[Caller, Depends(require_member)]
+OperatorDep = Annotated[Caller, Depends(require_operator)]
+
+
+def caller_group(caller: Caller) -> Group:
+    assert caller.group is not None, "member and user callers always have a group"
+    return caller.group

@@ -1,0 +1,100 @@
+"""Groups and jobs as Prefect objects: a group's work pool and deployment, a job's flow run.
+
+Everything here goes through Prefect's public client, against the in-process Prefect app.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.exceptions import ObjectNotFound
+
+from leruli_prefect.gateway.models import JobView
+from leruli_prefect.job_spec import (
+    FLOW_NAME,
+    OWNER_TAG_PREFIX,
+    JobSpec,
+    deployment_name,
+    owner_tag,
+    pool_name,
+)
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import FlowRun
+
+WORKER_TYPE = "leruli-docker"
+# States after which a job's reason is worth showing (the message of a Completed state is noise).
+_REASON_STATES = {"FAILED", "CRASHED", "CANCELLED", "CANCELLING"}
+
+
+async def provision_group(
+    client: PrefectClient, *, group: str, base_job_template: dict[str, Any]
+) -> tuple[UUID, UUID]:
+    """Create the group's work pool and its deployment of `leruli_job`; returns (deployment id, flow id)."""
+    pool = pool_name(group)
+    await client.create_work_pool(
+        WorkPoolCreate(name=pool, type=WORKER_TYPE, base_job_template=base_job_template),
+        overwrite=True,
+    )
+    flow_id = await client.create_flow_from_name(FLOW_NAME)
+    deployment_id = await client.create_deployment(
+        flow_id=flow_id,
+        name=deployment_name(group),
+        work_pool_name=pool,
+        description=f"Container jobs of group {group}, run by leruli-docker nodes.",
+        parameter_openapi_schema=JobSpec.model_json_schema(),
+        enforce_parameter_schema=True,
+        tags=[f"leruli-group:{group}"],
+    )
+    return deployment_id, flow_id
+
+
+async def create_job_run(client: PrefectClient, *, deployment_id: UUID, spec: JobSpec, owner: str) -> FlowRun:
+    return await client.create_flow_run_from_deployment(
+        deployment_id, parameters=spec.model_dump(), tags=[owner_tag(owner)]
+    )
+
+
+async def read_job_run(client: PrefectClient, *, run_id: UUID, deployment_id: UUID) -> FlowRun | None:
+    """The flow run, or None when it does not exist or belongs to another group (the same to the caller)."""
+    try:
+        flow_run = await client.read_flow_run(run_id)
+    except ObjectNotFound:
+        return None
+    return flow_run if flow_run.deployment_id == deployment_id else None
+
+
+async def list_job_runs(client: PrefectClient, *, deployment_id: UUID, limit: int) -> list[FlowRun]:
+    return await client.read_flow_runs(
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
+        limit=limit,
+    )
+
+
+def job_view(flow_run: FlowRun) -> JobView:
+    parameters = flow_run.parameters or {}
+    state = flow_run.state
+    owner = next((tag[len(OWNER_TAG_PREFIX) :] for tag in flow_run.tags if tag.startswith(OWNER_TAG_PREFIX)), None)
+    reason = state.message if state is not None and state.type.value in _REASON_STATES else None
+    return JobView(
+        id=flow_run.id,
+        name=flow_run.name,
+        state=state.name if state is not None else "Unknown",
+        reason=reason or None,
+        owner=owner,
+        image=parameters.get("image"),
+        command=parameters.get("command"),
+        cores=parameters.get("cores"),
+        memory_mb=parameters.get("memory_mb"),
+        time_limit_s=parameters.get("time_limit_s"),
+        bucket=parameters.get("bucket"),
+        created=flow_run.created,
+        started=flow_run.start_time,
+        ended=flow_run.end_time,
+    )

@@ -1,0 +1,225 @@
+"""The door in front of the Prefect API: an ASGI middleware for HTTP and websockets.
+
+The Prefect API is served under `/prefect/api`. Operators (the server's own secret, as Basic auth from
+Prefect's UI or as a bearer token) pass unchanged. Compute nodes pass only on the routes of `node_routes`,
+for their own group's pool, deployment and flow runs; their credentials are swapped for the server's, so
+Prefect itself (which also checks its auth string) never sees a group's secrets. Everyone else is refused.
+The bare `/api` path is closed so nothing reaches Prefect around this guard.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+from prefect.exceptions import ObjectNotFound
+
+from leruli_prefect.gateway.callers import (
+    COMPUTE_SECRET_HEADER,
+    GROUP_TOKEN_HEADER,
+    Caller,
+    Unauthenticated,
+    resolve_caller,
+)
+from leruli_prefect.gateway.node_routes import Ownership, match_node_route
+from leruli_prefect.gateway.security import SecretKind
+from leruli_prefect.gateway.state import GatewayState
+
+logger = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PREFIX = "/prefect"
+MAX_CHECKED_BODY = 8 * 1024 * 1024
+_STRIPPED_HEADERS = {b"authorization", GROUP_TOKEN_HEADER.encode(), COMPUTE_SECRET_HEADER.encode()}
+
+
+class Refused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class PrefectGuard:
+    def __init__(self, app: ASGIApp, get_state: Callable[[], GatewayState]) -> None:
+        self.app = app
+        self.get_state = get_state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            return await self.app(scope, receive, send)
+        path: str = scope["path"]
+        if path == "/api" or path.startswith("/api/"):
+            return await _refuse(scope, receive, send, Refused(404, "the Prefect API is served under /prefect/api"))
+        if path == f"{PREFIX}/api" or path.startswith(f"{PREFIX}/api/"):
+            return await self._guard(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:
+        state = self.get_state()
+        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        api_path = scope["path"][len(PREFIX) :]
+        method = "WS" if scope["type"] == "websocket" else scope["method"]
+        try:
+            async with state.sessions() as session:
+                caller = await resolve_caller(
+                    session,
+                    authorization=headers.get("authorization"),
+                    group_token=headers.get(GROUP_TOKEN_HEADER),
+                    compute_secret=headers.get(COMPUTE_SECRET_HEADER),
+                    operator_secret=state.operator_secret,
+                )
+            if caller.kind is SecretKind.operator:
+                pass
+            elif caller.kind is SecretKind.compute:
+                receive = await self._authorize_node(state, caller, method, api_path, receive)
+            else:
+                raise Refused(403, "the Prefect API is open to compute nodes and server operators only")
+        except Unauthenticated as exc:
+            return await _refuse(scope, receive, send, Refused(401, str(exc)))
+        except Refused as refused:
+            logger.info("refused %s %s from %s: %s", method, api_path, _who(headers), refused.detail)
+            return await _refuse(scope, receive, send, refused)
+
+        if scope["type"] == "websocket":
+            receive = _rewrite_auth_frame(receive, state.operator_secret)
+        await self.app(_upstream_scope(scope, api_path, state.operator_secret), receive, send)
+
+    async def _authorize_node(
+        self, state: GatewayState, caller: Caller, method: str, api_path: str, receive: Receive
+    ) -> Receive:
+        """Check the route and its ownership; returns the receive callable to use (the body may be re-read)."""
+        assert caller.group is not None
+        group = caller.group
+        matched = match_node_route(method, api_path)
+        if matched is None:
+            raise Refused(403, f"compute nodes may not call {method} {api_path}")
+        route, params = matched
+        if route.ownership is Ownership.pool and params["pool"] != group.work_pool:
+            raise Refused(404, f"no work pool {params['pool']!r} in your group")
+        if route.ownership is Ownership.deployment and params["id"] != group.deployment_id:
+            raise Refused(404, "no such deployment in your group")
+        if route.ownership is Ownership.flow and params["id"] != group.flow_id:
+            raise Refused(404, "no such flow in your group")
+        if route.ownership is Ownership.flow_run:
+            await _check_flow_run(state, UUID(params["id"]), UUID(group.deployment_id))
+        if route.ownership is Ownership.logs:
+            body = await _read_body(receive)
+            await _check_logs(state, body, UUID(group.deployment_id))
+            return _replay(body, receive)
+        return receive
+
+
+async def _check_flow_run(state: GatewayState, run_id: UUID, deployment_id: UUID) -> None:
+    owner = state.run_deployments.get(run_id)
+    if owner is None:
+        try:
+            flow_run = await state.prefect.read_flow_run(run_id)
+        except ObjectNotFound:
+            raise Refused(404, "no such flow run in your group") from None
+        owner = flow_run.deployment_id
+        if owner is not None:
+            state.run_deployments[run_id] = owner
+    if owner != deployment_id:
+        raise Refused(404, "no such flow run in your group")
+
+
+async def _check_logs(state: GatewayState, body: bytes, deployment_id: UUID) -> None:
+    try:
+        logs = json.loads(body)
+    except ValueError as exc:
+        raise Refused(422, "logs must be a JSON list") from exc
+    if not isinstance(logs, list):
+        raise Refused(422, "logs must be a JSON list")
+    run_ids = set()
+    for log in logs:
+        if not isinstance(log, dict) or log.get("task_run_id") is not None:
+            raise Refused(403, "nodes may only send flow run logs")
+        if log.get("flow_run_id") is not None:
+            run_ids.add(log["flow_run_id"])
+    for run_id in run_ids:
+        try:
+            await _check_flow_run(state, UUID(str(run_id)), deployment_id)
+        except ValueError as exc:
+            raise Refused(422, f"bad flow_run_id {run_id!r}") from exc
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks, size, more = [], 0, True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_CHECKED_BODY:
+            raise Refused(413, "request body too large")
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _rewrite_auth_frame(receive: Receive, operator_secret: str) -> Receive:
+    """Prefect's websockets authenticate with a first frame `{"type": "auth", "token": ...}`; put the server's
+    token in it, so the node never needs (or learns) the server's secret."""
+    rewritten = False
+
+    async def receive_rewritten() -> Message:
+        nonlocal rewritten
+        message = await receive()
+        if not rewritten and message["type"] == "websocket.receive" and message.get("text"):
+            rewritten = True
+            try:
+                frame = json.loads(message["text"])
+            except ValueError:
+                return message
+            if isinstance(frame, dict) and frame.get("type") == "auth":
+                frame["token"] = operator_secret
+                return {**message, "text": json.dumps(frame)}
+        return message
+
+    return receive_rewritten
+
+
+def _upstream_scope(scope: Scope, api_path: str, operator_secret: str) -> Scope:
+    basic = base64.b64encode(operator_secret.encode()).decode()
+    headers = [(name, value) for name, value in scope["headers"] if name.lower() not in _STRIPPED_HEADERS]
+    headers.append((b"authorization", f"Basic {basic}".encode()))
+    return {**scope, "path": api_path, "raw_path": api_path.encode(), "headers": headers}
+
+
+def _who(headers: dict[str, str]) -> str:
+    return "a compute node" if COMPUTE_SECRET_HEADER in headers else "a client"
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, refused: Refused) -> None:
+    if scope["type"] == "websocket":
+        await receive()  # the websocket.connect message
+        await send({"type": "websocket.close", "code": 1008, "reason": refused.detail[:120]})
+        return
+    body = json.dumps({"detail": refused.detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if refused.status == 401:
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": refused.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

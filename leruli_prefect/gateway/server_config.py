@@ -1,0 +1,88 @@
+"""How a server runs: where it listens, where it keeps its data, and the Prefect settings that follow.
+
+Prefect reads its settings from the environment, so `prefect_environment` must be applied before Prefect's
+server is imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from leruli_prefect.gateway.security import SecretKind, new_secret
+
+OPERATOR_SECRET_FILE = "operator-secret"
+SERVER_INFO_FILE = "server.json"
+
+# Prefect services a job queue does not want. The late-runs marker rewrites every queued run that waits
+# longer than its start time ("Late"), which floods SQLite with writes on a deep queue; we have no schedules,
+# pauses or automations.
+_SERVICES_OFF = ("LATE_RUNS", "SCHEDULER", "PAUSE_EXPIRATIONS", "TRIGGERS", "EVENT_LOGGER")
+
+
+class ServerConfig(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 4300
+    data_dir: Path
+    database_url: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def prefect_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'prefect.db'}"
+
+    @property
+    def gateway_database_url(self) -> str:
+        # On PostgreSQL our tables sit beside Prefect's (prefixed `leruli_`); on SQLite they get their own
+        # file so that Prefect's migrations never see them.
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'gateway.db'}"
+
+
+def load_or_create_operator_secret(data_dir: Path) -> str:
+    """The server operator's secret: made once, kept in `<data dir>/operator-secret` (mode 0600)."""
+    path = data_dir / OPERATOR_SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = new_secret(SecretKind.operator)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secret + "\n")
+    return secret
+
+
+def write_server_info(config: ServerConfig) -> None:
+    """Tell operator commands on this machine (`leruli server init-group`) where the server listens."""
+    (config.data_dir / SERVER_INFO_FILE).write_text(json.dumps({"url": config.url}))
+
+
+def read_server_url(data_dir: Path) -> str | None:
+    path = data_dir / SERVER_INFO_FILE
+    return json.loads(path.read_text())["url"] if path.exists() else None
+
+
+def prefect_environment(config: ServerConfig, operator_secret: str) -> dict[str, str]:
+    """The PREFECT_* settings of the embedded Prefect server."""
+    environment = {
+        "PREFECT_HOME": str(config.data_dir / "prefect"),
+        "PREFECT_API_DATABASE_CONNECTION_URL": config.prefect_database_url,
+        # Prefect checks this itself too: a second lock behind the gateway's.
+        "PREFECT_SERVER_API_AUTH_STRING": operator_secret,
+        "PREFECT_API_AUTH_STRING": operator_secret,
+        "PREFECT_API_URL": f"{config.url}/prefect/api",
+        "PREFECT_UI_API_URL": f"{config.url}/prefect/api",
+        "PREFECT_UI_SERVE_BASE": "/prefect",
+        "PREFECT_UI_URL": f"{config.url}/prefect",
+        # No traffic leaves this machine.
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+    }
+    for service in _SERVICES_OFF:
+        environment[f"PREFECT_SERVER_SERVICES_{service}_ENABLED"] = "false"
+    return environment

@@ -1,0 +1,21 @@
+"""What the gateway holds while it runs: its database sessions, a Prefect client, the operator secret."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+
+@dataclass
+class GatewayState:
+    sessions: async_sessionmaker[AsyncSession]
+    prefect: PrefectClient
+    operator_secret: str
+    base_job_template: dict[str, Any]
+    # flow run id -> deployment id; a flow run never changes deployment, so this never goes stale.
+    run_deployments: dict[UUID, UUID] = field(default_factory=dict)

@@ -1,0 +1,75 @@
+"""What a job is, shared by the client, the gateway and the worker: the parameters of a `leruli_job` flow run.
+
+A group is a Prefect work pool `leruli-<group>` holding one deployment of the `leruli_job` flow; a job is a
+flow run of that deployment and these are its parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from uuid import UUID
+
+from pydantic import BaseModel, Field, field_validator
+
+FLOW_NAME = "leruli_job"
+OWNER_TAG_PREFIX = "leruli-owner:"
+GROUP_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
+# Bucket names are S3-legal and unguessable: `leruli-` and 32 hex digits (128 random bits).
+BUCKET_PATTERN = r"^leruli-[0-9a-f]{32}$"
+# `name:version`, the way the original Leruli service named its codes (`psi4:1.3.2`, `xtb:6.5.1`).
+IMAGE_PATTERN = r"^[a-z0-9][a-z0-9._/-]{0,127}:[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+def pool_name(group: str) -> str:
+    """The Prefect work pool of a group: `pool_name("qm") == "leruli-qm"`."""
+    return f"leruli-{group}"
+
+
+def deployment_name(group: str) -> str:
+    return f"leruli-{group}"
+
+
+def owner_tag(user: str) -> str:
+    return f"{OWNER_TAG_PREFIX}{user}"
+
+
+class JobSpec(BaseModel):
+    """One container job: which image runs which command, with which limits, on which bucket's inputs."""
+
+    image: str = Field(description="Image as `name:version`, e.g. `psi4:1.3.2`.", pattern=IMAGE_PATTERN)
+    command: str = Field(description="Shell command run in /rundir by `run.sh`.", min_length=1, max_length=20_000)
+    cores: int = Field(default=1, ge=1, le=1024, description="Cores; also OMP_NUM_THREADS and kin.")
+    memory_mb: int = Field(default=4000, ge=16, le=4_194_304, description="Memory limit in MB.")
+    time_limit_s: int = Field(default=86_400, ge=1, le=31 * 86_400, description="Wall-time limit in seconds.")
+    bucket: str = Field(description="The job's S3 bucket holding `run.tgz`.", pattern=BUCKET_PATTERN)
+
+    @field_validator("command")
+    @classmethod
+    def _no_nul(cls, value: str) -> str:
+        if "\x00" in value:
+            raise ValueError("the command must not contain NUL characters")
+        return value
+
+
+class JobView(BaseModel):
+    """A job as the gateway reports it."""
+
+    id: UUID
+    name: str
+    state: str = Field(description="Prefect state name: Scheduled, Pending, Running, Completed, Failed, ...")
+    reason: str | None = Field(default=None, description="Why the job ended as it did, when it did not complete.")
+    owner: str | None
+    image: str | None
+    command: str | None
+    cores: int | None
+    memory_mb: int | None
+    time_limit_s: int | None
+    bucket: str | None
+    created: datetime | None
+    started: datetime | None
+    ended: datetime | None
+
+
+def is_valid_group_name(name: str) -> bool:
+    return re.fullmatch(GROUP_NAME_PATTERN, name) is not None

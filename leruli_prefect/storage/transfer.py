@@ -1,0 +1,79 @@
+"""Moving job files between a local directory and a job bucket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from leruli_prefect.errors import StorageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+ARCHIVE_KEY = "run.tgz"
+
+
+def upload_file(s3: S3Client, path: Path, bucket: str, key: str) -> None:
+    try:
+        s3.upload_file(str(path), bucket, key)
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageError(f"cannot upload {path} to {bucket}/{key}: {exc}") from exc
+
+
+def download_file(s3: S3Client, bucket: str, key: str, path: Path) -> None:
+    try:
+        s3.download_file(bucket, key, str(path))
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in {"404", "NoSuchKey", "NoSuchBucket"}:
+            raise StorageError(f"{bucket}/{key} does not exist") from exc
+        raise StorageError(f"cannot download {bucket}/{key}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"cannot download {bucket}/{key}: {exc}") from exc
+
+
+def upload_directory(s3: S3Client, directory: Path, bucket: str) -> list[str]:
+    """Upload every regular file below `directory`, keyed by its relative path; returns the keys."""
+    keys = []
+    for path in sorted(directory.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            key = path.relative_to(directory).as_posix()
+            upload_file(s3, path, bucket, key)
+            keys.append(key)
+    return keys
+
+
+def list_keys(s3: S3Client, bucket: str) -> list[str]:
+    try:
+        keys: list[str] = []
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys.extend(obj["Key"] for obj in page.get("Contents", []))
+        return keys
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            raise StorageError(f"bucket {bucket} does not exist (pruned, or a typo?)") from exc
+        raise StorageError(f"cannot list bucket {bucket}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"cannot list bucket {bucket}: {exc}") from exc
+
+
+def download_bucket(s3: S3Client, bucket: str, directory: Path, skip: frozenset[str] = frozenset()) -> list[str]:
+    """Download every object of the bucket into `directory` (except the keys in `skip`); returns the keys.
+
+    Keys that would land outside `directory` (absolute, `..`) are refused: a bucket is written by a
+    container we do not trust.
+    """
+    root = directory.resolve()
+    fetched = []
+    for key in list_keys(s3, bucket):
+        if key in skip:
+            continue
+        target = (root / key).resolve()
+        if not target.is_relative_to(root) or target == root:
+            raise StorageError(f"refusing to write {key!r} outside {directory}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        download_file(s3, bucket, key, target)
+        fetched.append(key)
+    return fetched

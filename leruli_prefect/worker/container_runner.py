@@ -1,0 +1,89 @@
+"""Running one job's container with docker-py: the job contract and its limits.
+
+Blocking calls; the worker runs them in a thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from leruli_prefect.job_spec import JobSpec
+from leruli_prefect.storage.archive import RUN_SCRIPT, STDERR_FILE, STDOUT_FILE
+
+if TYPE_CHECKING:
+    import docker
+    from docker.models.containers import Container
+
+RUNDIR = "/rundir"
+FLOW_RUN_LABEL = "org.leruli.flow-run-id"
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS", "NPROC")
+PIDS_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class ContainerOutcome:
+    exit_code: int | None
+    oom_killed: bool
+    timed_out: bool
+
+
+def container_name(flow_run_id: str) -> str:
+    return f"leruli-{flow_run_id}"
+
+
+def thread_environment(cores: int) -> dict[str, str]:
+    """The container's whole environment beyond the image's own: thread counts equal to the cores asked for.
+
+    Nothing of the node's environment (PREFECT_*, S3 keys, the compute secret) is passed on.
+    """
+    return {name: str(cores) for name in THREAD_VARIABLES}
+
+
+def start_container(client: docker.DockerClient, spec: JobSpec, run_dir: Path, flow_run_id: str) -> Container:
+    return client.containers.run(
+        image=spec.image,
+        command=["/bin/bash", f"{RUNDIR}/{RUN_SCRIPT}"],
+        name=container_name(flow_run_id),
+        detach=True,
+        working_dir=RUNDIR,
+        volumes={str(run_dir.resolve()): {"bind": RUNDIR, "mode": "rw"}},
+        environment=thread_environment(spec.cores),
+        network_mode="none",
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        pids_limit=PIDS_LIMIT,
+        mem_limit=f"{spec.memory_mb}m",
+        memswap_limit=f"{spec.memory_mb}m",
+        nano_cpus=spec.cores * 1_000_000_000,
+        labels={FLOW_RUN_LABEL: flow_run_id},
+    )
+
+
+def wait_for_container(container: Container, run_dir: Path, time_limit_s: int) -> ContainerOutcome:
+    """Wait for the container's end (killing it at the time limit), save its output, remove it."""
+    import requests
+
+    timed_out = False
+    try:
+        container.wait(timeout=time_limit_s)
+    except requests.exceptions.ConnectionError:
+        # docker-py reports a wait that outlived its timeout as a read timeout of the HTTP call.
+        timed_out = True
+        container.kill()
+        container.wait(timeout=60)
+    container.reload()
+    state = container.attrs["State"]
+    _save_logs(container, run_dir)
+    container.remove(force=True)
+    return ContainerOutcome(
+        exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")), timed_out=timed_out
+    )
+
+
+def _save_logs(container: Container, run_dir: Path) -> None:
+    for filename, stdout in ((STDOUT_FILE, True), (STDERR_FILE, False)):
+        with open(run_dir / filename, "wb") as handle:
+            for chunk in container.logs(stdout=stdout, stderr=not stdout, stream=True, follow=False):
+                handle.write(chunk)

@@ -1,0 +1,44 @@
+"""Moving a job's files: `run.tgz` from its bucket into a fresh run dir, and the run dir back to the bucket.
+
+Blocking calls; the worker runs them in a thread.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from leruli_prefect.errors import UnsafeArchiveError
+from leruli_prefect.storage.archive import RUN_SCRIPT, STDERR_FILE, STDOUT_FILE, safe_extract
+from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_file, upload_directory
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def stage_in(s3: S3Client, bucket: str, run_dir: Path, max_unpacked_bytes: int) -> None:
+    """Make `run_dir` afresh and unpack the job's `run.tgz` into it."""
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    archive = run_dir.with_suffix(".tgz")
+    try:
+        download_file(s3, bucket, ARCHIVE_KEY, archive)
+        safe_extract(archive, run_dir, max_unpacked_bytes)
+    finally:
+        archive.unlink(missing_ok=True)
+    if not (run_dir / RUN_SCRIPT).is_file():
+        raise UnsafeArchiveError("run.tgz has no run.sh")
+    clashes = [name for name in (STDOUT_FILE, STDERR_FILE) if (run_dir / name).exists()]
+    if clashes:
+        raise UnsafeArchiveError(f"inputs use the reserved name(s) {', '.join(clashes)}")
+
+
+def stage_out(s3: S3Client, run_dir: Path, bucket: str) -> list[str]:
+    """Upload every file the job left in `run_dir` to its bucket; returns the keys."""
+    return upload_directory(s3, run_dir, bucket)
+
+
+def remove_run_dir(run_dir: Path) -> None:
+    shutil.rmtree(run_dir, ignore_errors=True)
