@@ -71,10 +71,17 @@ def safe_extract(archive: Path, destination: Path, max_bytes: int = DEFAULT_MAX_
                     f"run.tgz unpacks to {total} bytes, more than this node's limit of {max_bytes}"
                 )
             for member in members:
-                if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
-                    raise UnsafeArchiveError(f"run.tgz entry {member.name!r} is a device or special file")
+                _check_member(member)
             tar.extractall(destination, members=members, filter="data")
     except tarfile.FilterError as exc:
         raise UnsafeArchiveError(f"run.tgz is unsafe: {exc}") from exc
     except (tarfile.TarError, EOFError) as exc:
         raise UnsafeArchiveError(f"run.tgz cannot be unpacked: {exc}") from exc
+
+
+def _check_member(member: tarfile.TarInfo) -> None:
+    """Refuse outright what the `data` filter would silently rewrite (a leading `/` is stripped there)."""
+    if member.name.startswith("/") or (member.issym() and member.linkname.startswith("/")):
+        raise UnsafeArchiveError(f"run.tgz entry {member.name!r} has an absolute path")
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        raise UnsafeArchiveError(f"run.tgz entry {member.name!r} is a device or special file")

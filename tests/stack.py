@@ -1,0 +1,179 @@
+"""Real parts for the tests: S3 and Docker (started by the project's scripts), a server and nodes.
+
+Each part runs as its own process, started the way a user starts it (`leruli server start`, `leruli node
+start`), and stopped by PID when the session ends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+LERULI = str(Path(sys.executable).parent / "leruli")
+TEST_IMAGE = "leruli-busybox:1.0"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def s3_environment() -> dict[str, str]:
+    """Start (or find) the real S3 server and return its `LERULI_S3_*` settings."""
+    subprocess.run([REPO / "scripts" / "s3.sh", "start"], check=True, capture_output=True)
+    env = {}
+    for line in (REPO / ".stack" / "s3.env").read_text().splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").partition("=")
+            env[name] = value.strip("'\"")
+    return env
+
+
+def ensure_docker_and_test_image() -> None:
+    subprocess.run([REPO / "scripts" / "docker.sh", "start"], check=True, capture_output=True)
+    subprocess.run([REPO / "scripts" / "build-test-image.sh"], check=True, capture_output=True)
+
+
+def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run the real `leruli` console script."""
+    return subprocess.run([LERULI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def clean_environment() -> dict[str, str]:
+    """This process's environment without any LERULI_* or PREFECT_* setting that would leak into a part."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("LERULI_", "PREFECT_"))}
+
+
+@dataclass
+class Process:
+    """A part running in the background, its output in a log file."""
+
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_process(args: list[str], log: Path, env: dict[str, str]) -> Process:
+    handle = open(log, "wb")
+    popen = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    return Process(popen, log)
+
+
+@dataclass
+class Server:
+    url: str
+    data_dir: Path
+    process: Process
+    groups: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def operator_secret(self) -> str:
+        return (self.data_dir / "operator-secret").read_text().strip()
+
+    def init_group(self, name: str) -> dict[str, str]:
+        result = cli("server", "init-group", name, "--data-dir", str(self.data_dir), "--json", env=clean_environment())
+        assert result.returncode == 0, result.stderr
+        self.groups[name] = json.loads(result.stdout)
+        return self.groups[name]
+
+
+def start_server(data_dir: Path, timeout: float = 90) -> Server:
+    port = free_port()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    process = start_process(
+        [LERULI, "server", "start", "--port", str(port), "--data-dir", str(data_dir)],
+        data_dir.parent / f"{data_dir.name}.log",
+        clean_environment(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{process.log_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                return Server(url, data_dir, process)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    process.stop()
+    raise RuntimeError(f"server did not answer within {timeout} s:\n{process.log_text()[-3000:]}")
+
+
+def write_node_config(path: Path, *, server: Server, group: dict[str, str], s3: dict[str, str], slots: int = 2) -> Path:
+    data_dir = path.parent / f"{path.stem}-data"
+    path.write_text(
+        "\n".join(
+            [
+                f'gateway_url = "{server.url}"',
+                f'group_token = "{group["group_token"]}"',
+                f'compute_secret = "{group["compute_secret"]}"',
+                f's3_server = "{s3["LERULI_S3_SERVER"]}"',
+                f's3_access = "{s3["LERULI_S3_ACCESS"]}"',
+                f's3_secret = "{s3["LERULI_S3_SECRET"]}"',
+                f'data_dir = "{data_dir}"',
+                f"slots = {slots}",
+                "",
+            ]
+        )
+    )
+    path.chmod(0o600)
+    return path
+
+
+def start_node(config: Path, timeout: float = 60) -> Process:
+    process = start_process([LERULI, "node", "start", "--config", str(config)], config.with_suffix(".log"), clean_environment())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"node exited early:\n{process.log_text()[-3000:]}")
+        if "started!" in process.log_text():
+            return process
+        time.sleep(0.2)
+    process.stop()
+    raise RuntimeError(f"node did not start within {timeout} s:\n{process.log_text()[-3000:]}")
+
+
+def user_environment(server: Server, group: dict[str, str], s3: dict[str, str]) -> dict[str, str]:
+    """What a researcher of `group` has in their shell."""
+    return {
+        **clean_environment(),
+        **s3,
+        "LERULI_BASEURL": server.url,
+        "LERULI_API_SECRET": group["api_secret"],
+        "LERULI_GROUP_TOKEN": group["group_token"],
+    }
+
+
+def wait_for_final_state(server: Server, group: dict[str, str], job_id: str, timeout: float = 120) -> dict[str, object]:
+    final = {"Completed", "Failed", "Crashed", "Cancelled"}
+    deadline = time.monotonic() + timeout
+    headers = {"Authorization": f"Bearer {group['group_token']}"}
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{server.url}/v1/jobs/{job_id}", headers=headers, timeout=10).json()
+        if job["state"] in final:
+            return job
+        time.sleep(0.25)
+    raise AssertionError(f"job {job_id} not finished within {timeout} s (last: {job})")
