@@ -12,13 +12,13 @@
 # gives LERULI_S3_SERVER, LERULI_S3_ACCESS and LERULI_S3_SECRET.
 #
 # Environment (all optional):
-#   LERULI_STACK_DIR    where local services keep their state   (default: <repo>/.stack)
-#   LERULI_S3_STATE_DIR the Ceph state directory                (default: $LERULI_STACK_DIR/ceph)
-#   LERULI_S3_PORT      RGW (S3) port on 127.0.0.1              (default: 7480)
-#   LERULI_S3_ACCESS    access key of the S3 user               (default: leruli-test-access)
-#   LERULI_S3_SECRET    secret key of the S3 user               (default: leruli-test-secret-0123456789abcdef)
-#   LERULI_CEPH_MON_PORT Ceph mon port on 127.0.0.1, read when a cluster is created (default: 6790); set it
-#                       (with LERULI_S3_PORT and LERULI_STACK_DIR) to run a second cluster beside the first
+#   LERULI_STACK_DIR      where local services keep their state   (default: <repo>/.stack)
+#   LERULI_S3_STATE_DIR   the Ceph state directory                (default: $LERULI_STACK_DIR/ceph)
+#   LERULI_S3_PORT        RGW (S3) port on 127.0.0.1              (default: 7480)
+#   LERULI_S3_ACCESS      access key of the S3 user               (default: leruli-test-access)
+#   LERULI_S3_SECRET      secret key of the S3 user               (default: leruli-test-secret-0123456789abcdef)
+#   LERULI_CEPH_MON_PORT  Ceph mon port on 127.0.0.1, read only when a cluster is created (default: 6790)
+# A second cluster can run beside the first with its own LERULI_STACK_DIR, LERULI_S3_PORT and LERULI_CEPH_MON_PORT.
 set -euo pipefail
 
 REPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -33,8 +33,12 @@ START_TIMEOUT=90
 CONF="$STATE_DIR/ceph.conf"
 RUN_DIR="$STATE_DIR/run"
 LOG_DIR="$STATE_DIR/log"
-# Written last by a fresh setup: without it, the state directory is a half-made cluster and is rebuilt.
+# Written once the cluster and its S3 user exist: without it, the state dir is a half-made cluster and is rebuilt.
 READY_MARK="$STATE_DIR/initialized"
+# What a state dir may hold; anything else means LERULI_S3_STATE_DIR points somewhere it must not delete.
+STATE_ENTRIES=" ceph.conf crash fsid initialized keyring log mon mon_port monmap osd osd-block rgw run s3-user.keys "
+# Pids that stop_daemon ended, for wait_until_reaped.
+STOPPED_PIDS=()
 
 # Ceph's client tools read this instead of /etc/ceph/ceph.conf, so nothing outside the state dir is touched.
 export CEPH_CONF="$CONF"
@@ -57,11 +61,13 @@ packages_present() {
 
 cmd_install() {
     packages_present && return 0
-    log "installing Ceph packages (about 30 s)"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
     # No recommends: they pull ceph-mgr and friends (~300 MB) that S3 does not need.
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        radosgw ceph-mon ceph-osd ceph-common python3-rados curl >/dev/null
+    local packages=(radosgw ceph-mon ceph-osd ceph-common python3-rados)
+    # Named only when missing: naming an installed curl would upgrade it as a side effect.
+    command -v curl >/dev/null || packages+=(curl)
+    log "installing ${packages[*]} (about 30 s)"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 }
 
 # ---------------------------------------------------------------------------------------------------- helpers
@@ -199,14 +205,13 @@ start_rgw() {
 }
 
 wait_for_rgw() {
-    local deadline=$((SECONDS + START_TIMEOUT))
+    local deadline=$((SECONDS + START_TIMEOUT)) name
     until rgw_answers; do
         if ((SECONDS >= deadline)); then
             show_log_tail client.rgw.a
             show_log_tail osd.0
             die "RGW did not answer 200 on $(rgw_url)/ within ${START_TIMEOUT}s"
         fi
-        local name
         for name in client.rgw.a osd.0 mon.a; do
             daemon_running "$name" || { show_log_tail "$name"; die "$name exited while waiting for RGW"; }
         done
@@ -322,7 +327,7 @@ create_cluster() {
     local fsid
     fsid="$(cat /proc/sys/kernel/random/uuid)"
     echo "$fsid" >"$STATE_DIR/fsid"
-    mon_port >"$STATE_DIR/mon_port.tmp" && mv "$STATE_DIR/mon_port.tmp" "$STATE_DIR/mon_port"
+    echo "${LERULI_CEPH_MON_PORT:-6790}" >"$STATE_DIR/mon_port"
     write_conf "$fsid"
     : >"$STATE_DIR/keyring"
     create_mon "$fsid"
@@ -336,7 +341,7 @@ create_cluster() {
 
 # ---------------------------------------------------------------------------------------------------- S3 user
 
-# radosgw-admin talks to RADOS directly (not to RGW) and costs about a second, so it runs only when the wanted
+# radosgw-admin talks to RADOS directly (not to RGW) and costs up to a second or two, so it runs only when the wanted
 # keys differ from the ones recorded after its last successful run.
 ensure_s3_user() {
     local keys_file="$STATE_DIR/s3-user.keys" old_access=""
@@ -384,10 +389,10 @@ cmd_start() {
         return 0
     fi
     cmd_install
-    # Tests start many short-lived clusters; a half-made one from an interrupted run is rebuilt from nothing.
+    # A half-made cluster from an interrupted start is rebuilt from nothing.
     if [[ ! -f "$READY_MARK" ]]; then
         cmd_stop
-        rm -rf "$STATE_DIR"
+        remove_state_dir
     fi
     mkdir -p "$STATE_DIR" "$RUN_DIR" "$LOG_DIR" "$STATE_DIR/mon/ceph-a" "$STATE_DIR/osd-block" \
         "$STATE_DIR/rgw/ceph-rgw.a" "$STATE_DIR/crash"
@@ -411,7 +416,6 @@ cmd_start() {
 cmd_stop() {
     # Reverse dependency order: RGW flushes to the OSD, the OSD reports to the mon.
     local name
-    STOPPED_PIDS=()
     for name in client.rgw.a osd.0.mkfs osd.0 mon.a; do
         stop_daemon "$name"
     done
@@ -422,9 +426,21 @@ cmd_status() {
     rgw_answers
 }
 
+# Deletes the state dir, after checking that it holds nothing but what this script puts there.
+remove_state_dir() {
+    [[ -d "$STATE_DIR" ]] || return 0
+    local entry
+    for entry in "$STATE_DIR"/* "$STATE_DIR"/.[!.]*; do
+        [[ -e "$entry" ]] || continue
+        [[ "$STATE_ENTRIES" == *" ${entry##*/} "* ]] \
+            || die "refusing to delete $STATE_DIR: it holds ${entry##*/}, which s3.sh did not make"
+    done
+    rm -rf "$STATE_DIR"
+}
+
 cmd_reset() {
     cmd_stop
-    rm -rf "$STATE_DIR"
+    remove_state_dir
     rm -f "$STACK_DIR/s3.env"
 }
 

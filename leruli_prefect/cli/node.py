@@ -32,6 +32,7 @@ def start(
             group_token=node.group_token.get_secret_value(), compute_secret=node.compute_secret.get_secret_value()
         )
     pool = identity["work_pool"]
+    node.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.update(_prefect_environment(node))
     for name in ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
         os.environ.pop(name, None)  # the node speaks for its group only, with the group's secrets
