@@ -45,7 +45,9 @@ class GatewayClient:
         self.close()
 
     def submit_job(self, spec: JobSpec) -> JobView:
-        return JobView.model_validate(self._call("POST", "/v1/jobs", self.require_api_secret(), json=spec.model_dump()))
+        return JobView.model_validate(
+            self._call("POST", "/v1/jobs", self.require_api_secret(), json=spec.model_dump())
+        )
 
     def job(self, job_id: UUID | str) -> JobView:
         return JobView.model_validate(self._call("GET", f"/v1/jobs/{job_id}", self._reader()))
@@ -63,7 +65,9 @@ class GatewayClient:
         return self._call("GET", "/v1/whoami", None, headers=headers)
 
     def create_group(self, name: str, *, operator_secret: str, admin_name: str = "admin") -> dict[str, Any]:
-        return self._call("POST", "/v1/groups", operator_secret, json={"name": name, "admin_name": admin_name})
+        return self._call(
+            "POST", "/v1/groups", operator_secret, json={"name": name, "admin_name": admin_name}
+        )
 
     def require_api_secret(self) -> str:
         if not self.api_secret:

@@ -38,7 +38,9 @@ class JobSpec(BaseModel):
     """One container job: which image runs which command, with which limits, on which bucket's inputs."""
 
     image: str = Field(description="Image as `name:version`, e.g. `psi4:1.3.2`.", pattern=IMAGE_PATTERN)
-    command: str = Field(description="Shell command run in /rundir by `run.sh`.", min_length=1, max_length=20_000)
+    command: str = Field(
+        description="Shell command run in /rundir by `run.sh`.", min_length=1, max_length=20_000
+    )
     cores: int = Field(default=1, ge=1, le=1024, description="Cores; also OMP_NUM_THREADS and kin.")
     memory_mb: int = Field(default=4000, ge=16, le=4_194_304, description="Memory limit in MB.")
     time_limit_s: int = Field(default=86_400, ge=1, le=31 * 86_400, description="Wall-time limit in seconds.")
@@ -58,7 +60,9 @@ class JobView(BaseModel):
     id: UUID
     name: str
     state: str = Field(description="Prefect state name: Scheduled, Pending, Running, Completed, Failed, ...")
-    reason: str | None = Field(default=None, description="Why the job ended as it did, when it did not complete.")
+    reason: str | None = Field(
+        default=None, description="Why the job ended as it did, when it did not complete."
+    )
     owner: str | None
     image: str | None
     command: str | None

@@ -41,9 +41,15 @@ def beta(server: stack.Server) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def alpha_node(
-    server: stack.Server, alpha: dict[str, str], s3_env: dict[str, str], docker_ready: None, tmp_path_factory: pytest.TempPathFactory
+    server: stack.Server,
+    alpha: dict[str, str],
+    s3_env: dict[str, str],
+    docker_ready: None,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[stack.Process]:
-    config = stack.write_node_config(tmp_path_factory.mktemp("node") / "alpha-node.toml", server=server, group=alpha, s3=s3_env)
+    config = stack.write_node_config(
+        tmp_path_factory.mktemp("node") / "alpha-node.toml", server=server, group=alpha, s3=s3_env
+    )
     node = stack.start_node(config)
     yield node
     node.stop()

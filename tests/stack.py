@@ -45,7 +45,9 @@ def ensure_docker_and_test_image() -> None:
     subprocess.run([REPO / "scripts" / "build-test-image.sh"], check=True, capture_output=True)
 
 
-def cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     """Run the real `leruli` console script."""
     return subprocess.run([LERULI, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
@@ -93,7 +95,9 @@ class Server:
         return (self.data_dir / "operator-secret").read_text().strip()
 
     def init_group(self, name: str) -> dict[str, str]:
-        result = cli("server", "init-group", name, "--data-dir", str(self.data_dir), "--json", env=clean_environment())
+        result = cli(
+            "server", "init-group", name, "--data-dir", str(self.data_dir), "--json", env=clean_environment()
+        )
         assert result.returncode == 0, result.stderr
         self.groups[name] = json.loads(result.stdout)
         return self.groups[name]
@@ -122,7 +126,9 @@ def start_server(data_dir: Path, timeout: float = 90) -> Server:
     raise RuntimeError(f"server did not answer within {timeout} s:\n{process.log_text()[-3000:]}")
 
 
-def write_node_config(path: Path, *, server: Server, group: dict[str, str], s3: dict[str, str], slots: int = 2) -> Path:
+def write_node_config(
+    path: Path, *, server: Server, group: dict[str, str], s3: dict[str, str], slots: int = 2
+) -> Path:
     data_dir = path.parent / f"{path.stem}-data"
     path.write_text(
         "\n".join(
@@ -144,7 +150,9 @@ def write_node_config(path: Path, *, server: Server, group: dict[str, str], s3: 
 
 
 def start_node(config: Path, timeout: float = 60) -> Process:
-    process = start_process([LERULI, "node", "start", "--config", str(config)], config.with_suffix(".log"), clean_environment())
+    process = start_process(
+        [LERULI, "node", "start", "--config", str(config)], config.with_suffix(".log"), clean_environment()
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.popen.poll() is not None:
@@ -167,7 +175,9 @@ def user_environment(server: Server, group: dict[str, str], s3: dict[str, str]) 
     }
 
 
-def wait_for_final_state(server: Server, group: dict[str, str], job_id: str, timeout: float = 120) -> dict[str, object]:
+def wait_for_final_state(
+    server: Server, group: dict[str, str], job_id: str, timeout: float = 120
+) -> dict[str, object]:
     final = {"Completed", "Failed", "Crashed", "Cancelled"}
     deadline = time.monotonic() + timeout
     headers = {"Authorization": f"Bearer {group['group_token']}"}

@@ -56,7 +56,9 @@ def submit(
     directory = Path.cwd()
     if (directory / JOB_FILE).exists():
         job_id = (directory / JOB_FILE).read_text().strip()
-        raise SubmissionError(f"this directory was already submitted as job {job_id}; remove {JOB_FILE} to resubmit")
+        raise SubmissionError(
+            f"this directory was already submitted as job {job_id}; remove {JOB_FILE} to resubmit"
+        )
     bucket = new_bucket_name()
     spec = JobSpec(
         image=f"{code}:{version}",
@@ -109,7 +111,11 @@ def get(
 def register(app: typer.Typer) -> None:
     """Add the job commands under their original names and their short aliases."""
     passthrough = {"allow_extra_args": True, "ignore_unknown_options": True}
-    for name, alias, function in (("task-submit", "submit", submit), ("task-status", "status", status), ("task-get", "get", get)):
+    for name, alias, function in (
+        ("task-submit", "submit", submit),
+        ("task-status", "status", status),
+        ("task-get", "get", get),
+    ):
         settings = passthrough if function is submit else None
         app.command(name, context_settings=settings)(function)
         app.command(alias, context_settings=settings, help=f"Alias of {name}.")(function)

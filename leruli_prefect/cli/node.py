@@ -29,14 +29,17 @@ def start(
         typer.echo(f"Warning: {config} holds secrets but others may read it: chmod 600 {config}", err=True)
     with GatewayClient(node.gateway_url) as client:
         identity = client.node_identity(
-            group_token=node.group_token.get_secret_value(), compute_secret=node.compute_secret.get_secret_value()
+            group_token=node.group_token.get_secret_value(),
+            compute_secret=node.compute_secret.get_secret_value(),
         )
     pool = identity["work_pool"]
     node.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ.update(_prefect_environment(node))
     for name in ("PREFECT_API_KEY", "PREFECT_API_AUTH_STRING"):
         os.environ.pop(name, None)  # the node speaks for its group only, with the group's secrets
-    typer.echo(f"Node for group {identity['group']} (pool {pool}) via {node.gateway_url}, {node.slots} slot(s)")
+    typer.echo(
+        f"Node for group {identity['group']} (pool {pool}) via {node.gateway_url}, {node.slots} slot(s)"
+    )
     asyncio.run(_run_worker(node, pool))
 
 
@@ -56,5 +59,7 @@ def _prefect_environment(node: NodeConfig) -> dict[str, str]:
 async def _run_worker(node: NodeConfig, pool: str) -> None:
     from leruli_prefect.worker.leruli_worker import LeruliWorker
 
-    worker = LeruliWorker(work_pool_name=pool, limit=node.slots, create_pool_if_not_found=False, node_config=node)
+    worker = LeruliWorker(
+        work_pool_name=pool, limit=node.slots, create_pool_if_not_found=False, node_config=node
+    )
     await worker.start()

@@ -25,10 +25,11 @@ def start(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 4300,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
     database_url: Annotated[
-        str | None, typer.Option(help="PostgreSQL URL (postgresql+asyncpg://...); default SQLite in the data dir")
+        str | None,
+        typer.Option(help="PostgreSQL URL (postgresql+asyncpg://...); default SQLite in the data dir"),
     ] = None,
 ) -> None:
-    """Serve the gateway (/v1), the Prefect API (/prefect/api) and the Prefect UI (/prefect/) in one process."""
+    """Serve the gateway (/v1), the Prefect API (/prefect/api) and UI (/prefect/) in one process."""
     from leruli_prefect.gateway.server_config import (
         ServerConfig,
         load_or_create_operator_secret,
@@ -48,7 +49,9 @@ def start(
     from leruli_prefect.worker.leruli_worker import LeruliWorker
 
     app_ = create_app(
-        config, operator_secret=operator_secret, base_job_template=LeruliWorker.get_default_base_job_template()
+        config,
+        operator_secret=operator_secret,
+        base_job_template=LeruliWorker.get_default_base_job_template(),
     )
     write_server_info(config)
     typer.echo(f"leruli server on {config.url}  (REST API {config.url}/v1, Prefect UI {config.url}/prefect/)")
@@ -71,12 +74,16 @@ def init_group(
 
     secret_path = data_dir / OPERATOR_SECRET_FILE
     if not secret_path.exists():
-        raise ConfigurationError(f"no operator secret at {secret_path}: start the server with this --data-dir first")
+        raise ConfigurationError(
+            f"no operator secret at {secret_path}: start the server with this --data-dir first"
+        )
     url = url or read_server_url(data_dir)
     if url is None:
         raise ConfigurationError(f"no server URL known in {data_dir}: pass --url")
     with GatewayClient(url) as client:
-        created = client.create_group(name, operator_secret=secret_path.read_text().strip(), admin_name=admin_name)
+        created = client.create_group(
+            name, operator_secret=secret_path.read_text().strip(), admin_name=admin_name
+        )
     if as_json:
         typer.echo(json.dumps(created, indent=2))
         return

@@ -48,7 +48,9 @@ async def create_group(
     return group
 
 
-async def create_user(session: AsyncSession, *, group: Group, name: str, secret_hash: str, is_admin: bool) -> User:
+async def create_user(
+    session: AsyncSession, *, group: Group, name: str, secret_hash: str, is_admin: bool
+) -> User:
     user = User(group_id=group.id, group=group, name=name, secret_hash=secret_hash, is_admin=is_admin)
     session.add(user)
     await session.flush()

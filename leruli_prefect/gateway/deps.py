@@ -55,7 +55,9 @@ CallerDep = Annotated[Caller, Depends(current_caller)]
 
 def _require(caller: Caller, kinds: set[SecretKind], what: str) -> Caller:
     if caller.kind not in kinds:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=f"this needs {what}; you called as {caller.kind.value}")
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail=f"this needs {what}; you called as {caller.kind.value}"
+        )
     return caller
 
 

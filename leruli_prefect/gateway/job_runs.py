@@ -80,7 +80,9 @@ async def list_job_runs(client: PrefectClient, *, deployment_id: UUID, limit: in
 def job_view(flow_run: FlowRun) -> JobView:
     parameters = flow_run.parameters or {}
     state = flow_run.state
-    owner = next((tag[len(OWNER_TAG_PREFIX) :] for tag in flow_run.tags if tag.startswith(OWNER_TAG_PREFIX)), None)
+    owner = next(
+        (tag[len(OWNER_TAG_PREFIX) :] for tag in flow_run.tags if tag.startswith(OWNER_TAG_PREFIX)), None
+    )
     reason = state.message if state is not None and state.type.value in _REASON_STATES else None
     return JobView(
         id=flow_run.id,

@@ -59,14 +59,18 @@ class PrefectGuard:
             return await self.app(scope, receive, send)
         path: str = scope["path"]
         if path == "/api" or path.startswith("/api/"):
-            return await _refuse(scope, receive, send, Refused(404, "the Prefect API is served under /prefect/api"))
+            return await _refuse(
+                scope, receive, send, Refused(404, "the Prefect API is served under /prefect/api")
+            )
         if path == f"{PREFIX}/api" or path.startswith(f"{PREFIX}/api/"):
             return await self._guard(scope, receive, send)
         return await self.app(scope, receive, send)
 
     async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         state = self.get_state()
-        headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+        headers = {
+            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
+        }
         api_path = scope["path"][len(PREFIX) :]
         method = "WS" if scope["type"] == "websocket" else scope["method"]
         try:
@@ -97,7 +101,7 @@ class PrefectGuard:
     async def _authorize_node(
         self, state: GatewayState, caller: Caller, method: str, api_path: str, receive: Receive
     ) -> Receive:
-        """Check the route and its ownership; returns the receive callable to use (the body may be re-read)."""
+        """Check the route and its ownership; returns the receive to use (the body may have been read)."""
         assert caller.group is not None
         group = caller.group
         matched = match_node_route(method, api_path)

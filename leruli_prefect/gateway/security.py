@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from enum import Enum
+from enum import StrEnum
 
 
-class SecretKind(str, Enum):
+class SecretKind(StrEnum):
     group = "group"
     user = "user"
     compute = "compute"

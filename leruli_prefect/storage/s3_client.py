@@ -14,7 +14,11 @@ def make_s3_client(endpoint: str | None, access: str | None, secret: str | None)
     """A client with path-style addressing, which every S3 server understands (virtual hosts need DNS)."""
     missing = [
         name
-        for name, value in (("LERULI_S3_SERVER", endpoint), ("LERULI_S3_ACCESS", access), ("LERULI_S3_SECRET", secret))
+        for name, value in (
+            ("LERULI_S3_SERVER", endpoint),
+            ("LERULI_S3_ACCESS", access),
+            ("LERULI_S3_SECRET", secret),
+        )
         if not value
     ]
     if missing:

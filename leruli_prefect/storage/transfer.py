@@ -59,7 +59,9 @@ def list_keys(s3: S3Client, bucket: str) -> list[str]:
         raise StorageError(f"cannot list bucket {bucket}: {exc}") from exc
 
 
-def download_bucket(s3: S3Client, bucket: str, directory: Path, skip: frozenset[str] = frozenset()) -> list[str]:
+def download_bucket(
+    s3: S3Client, bucket: str, directory: Path, skip: frozenset[str] = frozenset()
+) -> list[str]:
     """Download every object of the bucket into `directory` (except the keys in `skip`); returns the keys.
 
     Keys that would land outside `directory` (absolute, `..`) are refused: a bucket is written by a

@@ -70,7 +70,9 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             if task_status is not None:
                 task_status.started(name)
         else:
-            accepted = await self.client.set_flow_run_state(flow_run.id, Running(message=f"on node {self.name}"))
+            accepted = await self.client.set_flow_run_state(
+                flow_run.id, Running(message=f"on node {self.name}")
+            )
             if accepted.status != SetStateStatus.ACCEPT:
                 # Cancelled (or claimed elsewhere) between the claim and now: leave it as the server has it.
                 logger.info("job %s not started: %s", flow_run.id, accepted.details)
@@ -79,7 +81,9 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 return LeruliWorkerResult(identifier=name, status_code=0)
             run_dir = self.node_config.data_dir / "runs" / str(flow_run.id)
             final = await self._run_job(flow_run, spec, run_dir, task_status)
-        logger.info("job %s ends %s%s", flow_run.id, final.name, f": {final.message}" if final.message else "")
+        logger.info(
+            "job %s ends %s%s", flow_run.id, final.name, f": {final.message}" if final.message else ""
+        )
         await self.client.set_flow_run_state(flow_run.id, final)
         return LeruliWorkerResult(identifier=name, status_code=0)
 
@@ -142,4 +146,3 @@ def _node_config_from_settings() -> NodeConfig:
     if path is None:
         raise LeruliError("set LERULI_NODE_CONFIG to the node's node.toml (or use `leruli node start`)")
     return load_node_config(path)
-

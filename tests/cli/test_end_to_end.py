@@ -111,7 +111,11 @@ def test_reserved_input_names_are_refused(alpha_user_env: dict[str, str], job_di
 
 
 def test_group_token_lists_and_reads_the_groups_jobs_only(
-    server: stack.Server, alpha: dict[str, str], beta: dict[str, str], alpha_user_env: dict[str, str], job_dir: Path
+    server: stack.Server,
+    alpha: dict[str, str],
+    beta: dict[str, str],
+    alpha_user_env: dict[str, str],
+    job_dir: Path,
 ) -> None:
     job_id = _submit(job_dir, alpha_user_env, "true")
     as_alpha = {"Authorization": f"Bearer {alpha['group_token']}"}
@@ -121,7 +125,9 @@ def test_group_token_lists_and_reads_the_groups_jobs_only(
     assert job_id in {job["id"] for job in listed}
     assert httpx.get(f"{server.url}/v1/jobs/{job_id}", headers=as_alpha).status_code == 200
 
-    assert job_id not in {job["id"] for job in httpx.get(f"{server.url}/v1/jobs", headers=as_beta).json()["jobs"]}
+    assert job_id not in {
+        job["id"] for job in httpx.get(f"{server.url}/v1/jobs", headers=as_beta).json()["jobs"]
+    }
     foreign = httpx.get(f"{server.url}/v1/jobs/{job_id}", headers=as_beta)
     assert foreign.status_code == 404
     # A group token reads but never writes.

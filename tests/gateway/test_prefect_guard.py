@@ -32,11 +32,15 @@ def beta_run_id(server: stack.Server, beta: dict[str, str]) -> str:
     return response.json()["id"]
 
 
-def test_nodes_reach_their_own_pool_only(server: stack.Server, alpha: dict[str, str], beta: dict[str, str]) -> None:
+def test_nodes_reach_their_own_pool_only(
+    server: stack.Server, alpha: dict[str, str], beta: dict[str, str]
+) -> None:
     api = f"{server.url}/prefect/api"
     assert httpx.get(f"{api}/work_pools/leruli-alpha", headers=_node(alpha)).status_code == 200
     assert httpx.get(f"{api}/work_pools/leruli-beta", headers=_node(alpha)).status_code == 404
-    scheduled = httpx.post(f"{api}/work_pools/leruli-beta/get_scheduled_flow_runs", headers=_node(alpha), json={})
+    scheduled = httpx.post(
+        f"{api}/work_pools/leruli-beta/get_scheduled_flow_runs", headers=_node(alpha), json={}
+    )
     assert scheduled.status_code == 404
 
 
@@ -51,7 +55,9 @@ def test_nodes_reach_their_own_pool_only(server: stack.Server, alpha: dict[str, 
         ("PATCH", "/work_pools/leruli-alpha"),
     ],
 )
-def test_nodes_are_refused_everything_else(server: stack.Server, alpha: dict[str, str], method: str, path: str) -> None:
+def test_nodes_are_refused_everything_else(
+    server: stack.Server, alpha: dict[str, str], method: str, path: str
+) -> None:
     response = httpx.request(method, f"{server.url}/prefect/api{path}", headers=_node(alpha), json={})
     assert response.status_code == 403
     assert "compute nodes may not call" in response.json()["detail"]
@@ -63,8 +69,19 @@ def test_nodes_cannot_touch_another_groups_flow_runs(
     api = f"{server.url}/prefect/api"
     assert httpx.get(f"{api}/flow_runs/{beta_run_id}", headers=_node(alpha)).status_code == 404
     state = {"state": {"type": "RUNNING", "name": "Running"}}
-    assert httpx.post(f"{api}/flow_runs/{beta_run_id}/set_state", headers=_node(alpha), json=state).status_code == 404
-    logs = [{"name": "x", "level": 20, "message": "forged", "timestamp": "2026-01-01T00:00:00Z", "flow_run_id": beta_run_id}]
+    assert (
+        httpx.post(f"{api}/flow_runs/{beta_run_id}/set_state", headers=_node(alpha), json=state).status_code
+        == 404
+    )
+    logs = [
+        {
+            "name": "x",
+            "level": 20,
+            "message": "forged",
+            "timestamp": "2026-01-01T00:00:00Z",
+            "flow_run_id": beta_run_id,
+        }
+    ]
     assert httpx.post(f"{api}/logs/", headers=_node(alpha), json=logs).status_code == 404
     assert httpx.get(f"{api}/flow_runs/{uuid.uuid4()}", headers=_node(alpha)).status_code == 404
 
@@ -73,11 +90,16 @@ def test_who_is_refused(server: stack.Server, alpha: dict[str, str], beta: dict[
     pool = f"{server.url}/prefect/api/work_pools/leruli-alpha"
     assert httpx.get(pool).status_code == 401
     assert httpx.get(pool, headers=_node(alpha, token_of=beta)).status_code == 401
-    assert httpx.get(pool, headers={**_node(alpha), "X-Leruli-Compute-Secret": "lq_compute_nope"}).status_code == 401
+    assert (
+        httpx.get(pool, headers={**_node(alpha), "X-Leruli-Compute-Secret": "lq_compute_nope"}).status_code
+        == 401
+    )
     assert httpx.get(pool, headers=_bearer(alpha["api_secret"])).status_code == 403
     assert httpx.get(pool, headers=_bearer(alpha["group_token"])).status_code == 403
     assert httpx.get(pool, headers=_bearer(server.operator_secret)).status_code == 200
-    assert httpx.get(pool, auth=(server.operator_secret, "")).status_code == 401  # Basic of "secret:" is not it
+    assert (
+        httpx.get(pool, auth=(server.operator_secret, "")).status_code == 401
+    )  # Basic of "secret:" is not it
     # Nothing reaches Prefect around the guard.
     assert httpx.get(f"{server.url}/api/work_pools/leruli-alpha", headers=_node(alpha)).status_code == 404
     assert httpx.get(f"{server.url}/api/health").status_code == 404
@@ -90,19 +112,30 @@ def test_operator_signs_in_to_the_ui_with_basic_auth(server: stack.Server) -> No
     assert settings["auth"] == "BASIC"
     assert settings["api_url"] == f"{server.url}/prefect/api"
     basic = base64.b64encode(server.operator_secret.encode()).decode()
-    assert httpx.get(f"{server.url}/prefect/api/admin/version", headers={"Authorization": f"Basic {basic}"}).status_code == 200
+    assert (
+        httpx.get(
+            f"{server.url}/prefect/api/admin/version", headers={"Authorization": f"Basic {basic}"}
+        ).status_code
+        == 200
+    )
     assert httpx.get(f"{server.url}/prefect/").status_code == 200
 
 
 async def _websocket_handshake(url: str, headers: dict[str, str]) -> dict[str, object]:
-    async with websockets.connect(url, additional_headers=headers, subprotocols=["prefect"], open_timeout=10) as ws:
+    async with websockets.connect(
+        url, additional_headers=headers, subprotocols=["prefect"], open_timeout=10
+    ) as ws:
         await ws.send(json.dumps({"type": "auth", "token": "the node does not know the server's secret"}))
         return json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
 
 
-def test_node_websockets_are_guarded_too(server: stack.Server, alpha: dict[str, str], beta: dict[str, str]) -> None:
+def test_node_websockets_are_guarded_too(
+    server: stack.Server, alpha: dict[str, str], beta: dict[str, str]
+) -> None:
     ws_api = server.url.replace("http://", "ws://") + "/prefect/api"
-    reply = asyncio.run(_websocket_handshake(f"{ws_api}/work_pools/leruli-alpha/workers/connect", _node(alpha)))
+    reply = asyncio.run(
+        _websocket_handshake(f"{ws_api}/work_pools/leruli-alpha/workers/connect", _node(alpha))
+    )
     assert reply["type"] == "auth_success"
     for url, headers in (
         (f"{ws_api}/work_pools/leruli-beta/workers/connect", _node(alpha)),

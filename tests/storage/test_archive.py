@@ -84,7 +84,9 @@ def test_round_trip(tmp_path: Path) -> None:
         (_link("fifo", "", tarfile.FIFOTYPE), "special|device"),
     ],
 )
-def test_safe_extract_refuses_hostile_entries(tmp_path: Path, member: tuple[tarfile.TarInfo, bytes | None], reason: str) -> None:
+def test_safe_extract_refuses_hostile_entries(
+    tmp_path: Path, member: tuple[tarfile.TarInfo, bytes | None], reason: str
+) -> None:
     archive = _archive(tmp_path / "run.tgz", _file("ok.txt"), member)
     target = tmp_path / "run" / "dir"
     target.mkdir(parents=True)

@@ -14,7 +14,9 @@ router = APIRouter(tags=["groups"])
 
 
 @router.post("/groups", status_code=status.HTTP_201_CREATED)
-async def create_group(body: GroupCreate, _: OperatorDep, session: SessionDep, state: StateDep) -> GroupCreated:
+async def create_group(
+    body: GroupCreate, _: OperatorDep, session: SessionDep, state: StateDep
+) -> GroupCreated:
     if await crud.group_by_name(session, name=body.name) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"group {body.name!r} already exists")
     deployment_id, flow_id = await job_runs.provision_group(
@@ -34,7 +36,9 @@ async def create_group(body: GroupCreate, _: OperatorDep, session: SessionDep, s
         deployment_id=str(deployment_id),
         flow_id=str(flow_id),
     )
-    await crud.create_user(session, group=group, name=body.admin_name, secret_hash=hash_secret(api_secret), is_admin=True)
+    await crud.create_user(
+        session, group=group, name=body.admin_name, secret_hash=hash_secret(api_secret), is_admin=True
+    )
     await session.commit()
     return GroupCreated(
         group=group.name,

@@ -1,0 +1,74 @@
+"""The job contract and the container's limits, through the real Docker engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import docker
+import pytest
+
+from leruli_prefect.job_spec import JobSpec
+from leruli_prefect.worker import container_runner
+from tests.stack import TEST_IMAGE
+
+
+@pytest.fixture(scope="module")
+def engine(docker_ready: None) -> docker.DockerClient:
+    return docker.DockerClient(base_url="unix:///var/run/docker.sock")
+
+
+def _run(
+    engine: docker.DockerClient, run_dir: Path, command: str, **limits: int
+) -> container_runner.ContainerOutcome:
+    run_dir.mkdir(exist_ok=True)
+    (run_dir / "run.sh").write_text(f"#!/bin/bash\n{command}\n")
+    spec = JobSpec(image=TEST_IMAGE, command=command, bucket="leruli-" + "b" * 32, **limits)
+    container = container_runner.start_container(engine, spec, run_dir, f"test-{run_dir.name}")
+    return container_runner.wait_for_container(container, run_dir, spec.time_limit_s)
+
+
+def test_container_is_hardened_and_labelled(engine: docker.DockerClient, tmp_path: Path) -> None:
+    (tmp_path / "run.sh").write_text("#!/bin/bash\nsleep 5\n")
+    spec = JobSpec(image=TEST_IMAGE, command="sleep 5", cores=2, memory_mb=300, bucket="leruli-" + "c" * 32)
+    container = container_runner.start_container(engine, spec, tmp_path, "hardening")
+    try:
+        config = engine.api.inspect_container(container.id)
+        host = config["HostConfig"]
+        assert host["NetworkMode"] == "none"
+        assert host["CapDrop"] == ["ALL"] and not host["CapAdd"]
+        assert host["SecurityOpt"] == ["no-new-privileges"]
+        assert host["PidsLimit"] == container_runner.PIDS_LIMIT
+        assert host["Memory"] == 300 * 1024 * 1024
+        assert host["NanoCpus"] == 2_000_000_000
+        assert not host["Privileged"]
+        assert config["Config"]["WorkingDir"] == "/rundir"
+        assert config["Config"]["Labels"][container_runner.FLOW_RUN_LABEL] == "hardening"
+        env = dict(item.split("=", 1) for item in config["Config"]["Env"])
+        for name in container_runner.THREAD_VARIABLES:
+            assert env[name] == "2"
+        assert not [name for name in env if name.startswith(("PREFECT_", "LERULI_", "AWS_"))]
+    finally:
+        container.remove(force=True)
+
+
+def test_exit_code_and_output_files(engine: docker.DockerClient, tmp_path: Path) -> None:
+    outcome = _run(engine, tmp_path / "exit", "echo out; echo err >&2; echo made > made.txt; exit 7")
+    assert outcome == container_runner.ContainerOutcome(exit_code=7, oom_killed=False, timed_out=False)
+    assert (tmp_path / "exit" / "joblog.txt").read_text() == "out\n"
+    assert (tmp_path / "exit" / "joberr.txt").read_text() == "err\n"
+    assert (tmp_path / "exit" / "made.txt").read_text() == "made\n"
+
+
+def test_time_limit_kills_the_container(engine: docker.DockerClient, tmp_path: Path) -> None:
+    outcome = _run(engine, tmp_path / "slow", "echo started; sleep 60", time_limit_s=1)
+    assert outcome.timed_out
+    assert (tmp_path / "slow" / "joblog.txt").read_text() == "started\n"
+
+
+def test_memory_limit_ends_out_of_memory(engine: docker.DockerClient, tmp_path: Path) -> None:
+    # The shell holds 200 MB of 'a's in a variable: far past the 32 MB limit.
+    outcome = _run(
+        engine, tmp_path / "hungry", "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}", memory_mb=32
+    )
+    assert outcome.oom_killed
+    assert outcome.exit_code != 0
