@@ -27,7 +27,7 @@ fi
 start=$(date +%s)
 rm -rf "$VENV"
 python3 -m venv "$VENV"
-"$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null
+"$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1
 pip_log="$VENV/pip-install.log"
 if ! "$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO_DIR[test]" >"$pip_log" 2>&1; then
     grep -v "^WARNING: Location" "$pip_log" | tail -30 >&2
