@@ -56,8 +56,35 @@ class GatewayClient:
         body = self._call("GET", "/v1/jobs", self._reader(), params={"limit": limit})
         return [JobView.model_validate(job) for job in body["jobs"]]
 
-    def whoami(self) -> dict[str, Any]:
-        return self._call("GET", "/v1/whoami", self._reader())
+    def cancel_job(self, job_id: UUID | str) -> JobView:
+        return JobView.model_validate(
+            self._call("POST", f"/v1/jobs/{job_id}/cancel", self.require_api_secret())
+        )
+
+    def prune_job(self, job_id: UUID | str) -> str:
+        """Ask leave to delete a job's data; returns the bucket to delete."""
+        return self._call("POST", f"/v1/jobs/{job_id}/prune", self.require_api_secret())["bucket"]
+
+    def users(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/users", self._reader())["users"]
+
+    def add_user(self, name: str, *, admin: bool = False) -> dict[str, Any]:
+        return self._call("POST", "/v1/users", self.require_api_secret(), json={"name": name, "admin": admin})
+
+    def disable_user(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"/v1/users/{name}/disable", self.require_api_secret())
+
+    def set_role(self, name: str, *, admin: bool) -> dict[str, Any]:
+        return self._call("PATCH", f"/v1/users/{name}", self.require_api_secret(), json={"is_admin": admin})
+
+    def rotate_compute_secret(self) -> str:
+        return self._call("POST", "/v1/compute-secret", self.require_api_secret())["compute_secret"]
+
+    def audit(self, limit: int = 100) -> list[dict[str, Any]]:
+        return self._call("GET", "/v1/audit", self._reader(), params={"limit": limit})["entries"]
+
+    def whoami(self, *, as_user: bool = False) -> dict[str, Any]:
+        return self._call("GET", "/v1/whoami", self.require_api_secret() if as_user else self._reader())
 
     def node_identity(self, *, group_token: str, compute_secret: str) -> dict[str, Any]:
         """Who a node is (its group and work pool), proven by the group token and the compute secret."""

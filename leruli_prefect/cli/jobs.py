@@ -8,34 +8,20 @@ from typing import Annotated
 
 import typer
 
+from leruli_prefect.cli.credentials import gateway_client, s3_client
 from leruli_prefect.cli.failures import reports_errors
-from leruli_prefect.client import GatewayClient
 from leruli_prefect.errors import ConfigurationError, SubmissionError
 from leruli_prefect.job_spec import JobSpec
-from leruli_prefect.settings import Settings, load_settings
+from leruli_prefect.settings import load_settings
 from leruli_prefect.storage.archive import pack_directory
 from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
-from leruli_prefect.storage.s3_client import make_s3_client
 from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket, upload_file
 
 JOB_FILE = "leruli.job"
 BUCKET_FILE = "leruli.bucket"
 
 
-def _client(settings: Settings) -> GatewayClient:
-    return GatewayClient(
-        settings.baseurl,
-        api_secret=settings.api_secret.get_secret_value() if settings.api_secret else None,
-        group_token=settings.group_token.get_secret_value() if settings.group_token else None,
-    )
-
-
-def _s3(settings: Settings):  # noqa: ANN202 - a boto3 client
-    secret = settings.s3_secret.get_secret_value() if settings.s3_secret else None
-    return make_s3_client(settings.s3_server, settings.s3_access, secret)
-
-
-def _read_marker(name: str, what: str) -> str:
+def read_marker(name: str, what: str) -> str:
     path = Path.cwd() / name
     if not path.exists():
         raise ConfigurationError(f"no {what} given and no {name} in {Path.cwd()}")
@@ -68,8 +54,8 @@ def submit(
         time_limit_s=time * 60,
         bucket=bucket,
     )
-    s3 = _s3(settings)
-    with _client(settings) as client, tempfile.TemporaryDirectory() as scratch:
+    s3 = s3_client(settings)
+    with gateway_client(settings) as client, tempfile.TemporaryDirectory() as scratch:
         client.require_api_secret()  # fail before touching S3 when no API secret is set
         archive = Path(scratch) / ARCHIVE_KEY
         pack_directory(directory, spec.command, archive)
@@ -91,8 +77,8 @@ def status(
 ) -> None:
     """Print a job's state, and the reason when it did not complete."""
     settings = load_settings()
-    job_id = job_id or _read_marker(JOB_FILE, "job id")
-    with _client(settings) as client:
+    job_id = job_id or read_marker(JOB_FILE, "job id")
+    with gateway_client(settings) as client:
         job = client.job(job_id)
     typer.echo(f"{job.state}: {job.reason}" if job.reason else job.state)
 
@@ -103,8 +89,8 @@ def get(
 ) -> None:
     """Download a job's files (its outputs and inputs) into the current directory."""
     settings = load_settings()
-    bucket = bucket or _read_marker(BUCKET_FILE, "bucket")
-    keys = download_bucket(_s3(settings), bucket, Path.cwd(), skip=frozenset({ARCHIVE_KEY}))
+    bucket = bucket or read_marker(BUCKET_FILE, "bucket")
+    keys = download_bucket(s3_client(settings), bucket, Path.cwd(), skip=frozenset({ARCHIVE_KEY}))
     typer.echo(f"Downloaded {len(keys)} file(s) from {bucket}")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from leruli_prefect.cli import jobs, node, server
+from leruli_prefect.cli import account, compute_secret, job_control, jobs, node, server, users
 
 app = typer.Typer(
     name="leruli",
@@ -13,5 +13,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 jobs.register(app)
+job_control.register(app)
+account.register(app)
+app.add_typer(users.app, name="user")
+app.add_typer(compute_secret.app, name="compute-secret")
 app.add_typer(server.app, name="server")
 app.add_typer(node.app, name="node")

@@ -8,15 +8,21 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
-from leruli_prefect.gateway.db import create_tables, make_engine, make_sessionmaker
+from leruli_prefect.gateway import audit
+from leruli_prefect.gateway.db import make_engine, make_sessionmaker, upgrade_database
 from leruli_prefect.gateway.prefect_guard import PrefectGuard
-from leruli_prefect.gateway.routes import groups, health, jobs, whoami
+from leruli_prefect.gateway.routes import audit_log, compute_secret, groups, health, jobs, users, whoami
 from leruli_prefect.gateway.server_config import ServerConfig
 from leruli_prefect.gateway.state import GatewayState
 
 logger = logging.getLogger(__name__)
+
+# Refusals worth an audit entry: who tried what they may not (409 and 422 are honest mistakes).
+_AUDITED_REFUSALS = {401, 403, 404}
 
 
 def create_app(config: ServerConfig, *, operator_secret: str, base_job_template: dict[str, Any]) -> FastAPI:
@@ -29,7 +35,7 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await create_tables(engine)
+        await upgrade_database(engine)
         # Starlette does not run a mounted app's lifespan: Prefect's migrations and services start here.
         async with prefect_app.router.lifespan_context(prefect_app):
             client = PrefectClient(prefect_app, auth_string=operator_secret)
@@ -46,8 +52,21 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
         await engine.dispose()
 
     app = FastAPI(title="leruli-prefect gateway", version="1", lifespan=lifespan)
-    for module in (health, whoami, groups, jobs):
+    for module in (health, whoami, groups, jobs, users, compute_secret, audit_log):
         app.include_router(module.router, prefix="/v1")
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code in _AUDITED_REFUSALS:
+            await audit.record(
+                app.state.gateway.sessions,
+                caller=getattr(request.state, "caller", None),
+                action=f"{request.method} {request.url.path}",
+                outcome=f"refused {exc.status_code}",
+                detail=str(exc.detail),
+                source=request.client.host if request.client else "unknown",
+            )
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:

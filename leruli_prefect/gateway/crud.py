@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leruli_prefect.gateway.db import Group, User
+from leruli_prefect.gateway.db import AuditEntry, Group, User
 
 
 async def group_by_name(session: AsyncSession, *, name: str) -> Group | None:
@@ -55,3 +55,50 @@ async def create_user(
     session.add(user)
     await session.flush()
     return user
+
+
+async def users_of_group(session: AsyncSession, *, group: Group) -> list[User]:
+    query = select(User).where(User.group_id == group.id).order_by(User.created_at, User.id)
+    return list((await session.execute(query)).scalars())
+
+
+async def user_by_name(session: AsyncSession, *, group: Group, name: str) -> User | None:
+    query = select(User).where(User.group_id == group.id, User.name == name)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def count_active_admins(session: AsyncSession, *, group: Group) -> int:
+    query = select(func.count()).where(
+        User.group_id == group.id, User.is_admin.is_(True), User.disabled.is_(False)
+    )
+    return (await session.execute(query)).scalar_one()
+
+
+async def add_audit_entry(
+    session: AsyncSession,
+    *,
+    group_id: int | None,
+    actor: str,
+    action: str,
+    outcome: str,
+    detail: str,
+    source: str,
+) -> None:
+    session.add(
+        AuditEntry(
+            group_id=group_id,
+            actor=actor[:80],
+            action=action[:200],
+            outcome=outcome,
+            detail=detail[:500],
+            source=source[:64],
+        )
+    )
+    await session.flush()
+
+
+async def audit_of_group(session: AsyncSession, *, group: Group, limit: int) -> list[AuditEntry]:
+    query = (
+        select(AuditEntry).where(AuditEntry.group_id == group.id).order_by(AuditEntry.id.desc()).limit(limit)
+    )
+    return list((await session.execute(query)).scalars())

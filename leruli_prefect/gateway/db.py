@@ -1,19 +1,24 @@
-"""The gateway's own tables (groups and users) and its database session factory.
+"""The gateway's own tables (groups, users, audit log) and its database session factory.
 
-They live beside Prefect's tables in a database of their own (`gateway.db` under the data dir) or, for
-scale, in the same PostgreSQL database as Prefect (tables prefixed `leruli_`).
+They live in a database of their own (`gateway.db` under the data dir) or, for scale, in the same PostgreSQL
+database as Prefect (tables prefixed `leruli_`). Alembic migrations (`migrations/`) create and upgrade them,
+so an upgrade never loses users.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
-from sqlalchemy import Boolean, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Connection, DateTime, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+VERSION_TABLE = "leruli_alembic_version"
+MIGRATIONS = Path(__file__).parent / "migrations"
 
-def _now() -> datetime:
+
+def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
@@ -31,7 +36,8 @@ class Group(Base):
     work_pool: Mapped[str] = mapped_column(String(128))
     deployment_id: Mapped[str] = mapped_column(String(36))
     flow_id: Mapped[str] = mapped_column(String(36))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    compute_secret_rotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class User(Base):
@@ -44,9 +50,25 @@ class User(Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True, index=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     group: Mapped[Group] = relationship(lazy="joined")
+
+
+class AuditEntry(Base):
+    """One admin action or refused request: who, what, when, from where."""
+
+    __tablename__ = "leruli_audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("leruli_groups.id"), nullable=True, index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(200))
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(500))
+    source: Mapped[str] = mapped_column(String(64))
 
 
 def make_engine(url: str) -> AsyncEngine:
@@ -57,6 +79,17 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def create_tables(engine: AsyncEngine) -> None:
+async def upgrade_database(engine: AsyncEngine) -> None:
+    """Bring the gateway's tables to the newest migration."""
     async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
+        await connection.run_sync(_upgrade)
+
+
+def _upgrade(connection: Connection) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")

@@ -15,7 +15,7 @@ from leruli_prefect.gateway.callers import (
     Unauthenticated,
     resolve_caller,
 )
-from leruli_prefect.gateway.db import Group
+from leruli_prefect.gateway.db import Group, User
 from leruli_prefect.gateway.security import SecretKind
 from leruli_prefect.gateway.state import GatewayState
 
@@ -37,7 +37,7 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 async def current_caller(request: Request, session: SessionDep, state: StateDep) -> Caller:
     try:
-        return await resolve_caller(
+        caller = await resolve_caller(
             session,
             authorization=request.headers.get("authorization"),
             group_token=request.headers.get(GROUP_TOKEN_HEADER),
@@ -48,6 +48,8 @@ async def current_caller(request: Request, session: SessionDep, state: StateDep)
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, detail=str(exc), headers={"WWW-Authenticate": "Bearer"}
         ) from exc
+    request.state.caller = caller  # for the audit of refusals
+    return caller
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
@@ -69,15 +71,32 @@ def require_member(caller: CallerDep) -> Caller:
     return _require(caller, {SecretKind.user, SecretKind.group}, "the group token or a user's API secret")
 
 
+def require_admin(caller: CallerDep) -> Caller:
+    _require(caller, {SecretKind.user}, "an admin's API secret")
+    if caller.user is None or not caller.user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this needs an admin of the group")
+    return caller
+
+
 def require_operator(caller: CallerDep) -> Caller:
     return _require(caller, {SecretKind.operator}, "the server operator's secret")
 
 
 UserDep = Annotated[Caller, Depends(require_user)]
 MemberDep = Annotated[Caller, Depends(require_member)]
+AdminDep = Annotated[Caller, Depends(require_admin)]
 OperatorDep = Annotated[Caller, Depends(require_operator)]
 
 
 def caller_group(caller: Caller) -> Group:
     assert caller.group is not None, "member and user callers always have a group"
     return caller.group
+
+
+def caller_user(caller: Caller) -> User:
+    assert caller.user is not None, "user callers always have a user"
+    return caller.user
+
+
+def source_of(request: Request) -> str:
+    return request.client.host if request.client else "unknown"

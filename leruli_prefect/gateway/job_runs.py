@@ -10,8 +10,10 @@ from uuid import UUID
 
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
+from prefect.states import Cancelled, Cancelling
 
 from leruli_prefect.gateway.models import JobView
 from leruli_prefect.job_spec import (
@@ -28,8 +30,13 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
 WORKER_TYPE = "leruli-docker"
+PRUNED_TAG = "leruli-pruned"
 # States after which a job's reason is worth showing (the message of a Completed state is noise).
 _REASON_STATES = {"FAILED", "CRASHED", "CANCELLED", "CANCELLING"}
+FINAL_STATES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
+# Runs whose container has not started: cancelling them ends them at once (a node that claimed one meanwhile
+# finds its Running proposal refused and never starts it).
+_NOT_STARTED = {StateType.SCHEDULED, StateType.PENDING, StateType.PAUSED}
 
 
 async def provision_group(
@@ -77,12 +84,34 @@ async def list_job_runs(client: PrefectClient, *, deployment_id: UUID, limit: in
     )
 
 
+def owner_of(flow_run: FlowRun) -> str | None:
+    return next(
+        (tag[len(OWNER_TAG_PREFIX) :] for tag in flow_run.tags if tag.startswith(OWNER_TAG_PREFIX)), None
+    )
+
+
+def state_type(flow_run: FlowRun) -> StateType | None:
+    return flow_run.state.type if flow_run.state is not None else None
+
+
+async def cancel_job_run(client: PrefectClient, *, flow_run: FlowRun, by: str) -> None:
+    """Cancel a job that has not ended: at once if it has not started, else ask its node to stop it."""
+    message = f"cancelled by {by}"
+    new_state = (
+        Cancelled(message=message) if state_type(flow_run) in _NOT_STARTED else Cancelling(message=message)
+    )
+    await client.set_flow_run_state(flow_run.id, new_state, force=True)
+
+
+async def mark_pruned(client: PrefectClient, *, flow_run: FlowRun) -> None:
+    if PRUNED_TAG not in flow_run.tags:
+        await client.update_flow_run(flow_run.id, tags=[*flow_run.tags, PRUNED_TAG])
+
+
 def job_view(flow_run: FlowRun) -> JobView:
     parameters = flow_run.parameters or {}
     state = flow_run.state
-    owner = next(
-        (tag[len(OWNER_TAG_PREFIX) :] for tag in flow_run.tags if tag.startswith(OWNER_TAG_PREFIX)), None
-    )
+    owner = owner_of(flow_run)
     reason = state.message if state is not None and state.type.value in _REASON_STATES else None
     return JobView(
         id=flow_run.id,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from uuid import UUID
+
 from pydantic import BaseModel, Field
 
 from leruli_prefect.job_spec import GROUP_NAME_PATTERN, JobSpec, JobView
@@ -37,3 +40,60 @@ class WhoAmI(BaseModel):
     user: str | None
     is_admin: bool
     work_pool: str | None
+
+
+class UserCreate(BaseModel):
+    name: str = Field(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._@-]+$", description="Handle to revoke it"
+    )
+    admin: bool = Field(default=False, description="An admin can add and disable users and rotate secrets")
+
+
+class UserCreated(BaseModel):
+    """Shown once: the API secret cannot be read again."""
+
+    name: str
+    is_admin: bool
+    api_secret: str
+
+
+class UserRoleUpdate(BaseModel):
+    is_admin: bool
+
+
+class UserView(BaseModel):
+    name: str
+    is_admin: bool
+    disabled: bool
+    created: datetime
+    disabled_at: datetime | None
+
+
+class UserList(BaseModel):
+    users: list[UserView]
+
+
+class ComputeSecret(BaseModel):
+    """Shown once: nodes need it (with the group token) to attach; the previous one stops working at once."""
+
+    compute_secret: str
+
+
+class PruneGrant(BaseModel):
+    """The bucket the caller may now delete with their own S3 keys (the server holds none)."""
+
+    job_id: UUID
+    bucket: str
+
+
+class AuditView(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    outcome: str
+    detail: str
+    source: str
+
+
+class AuditLog(BaseModel):
+    entries: list[AuditView]

@@ -9,15 +9,16 @@ The bare `/api` path is closed so nothing reaches Prefect around this guard.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
 from prefect.exceptions import ObjectNotFound
 
+from leruli_prefect.gateway import audit
 from leruli_prefect.gateway.callers import (
     COMPUTE_SECRET_HEADER,
     GROUP_TOKEN_HEADER,
@@ -28,8 +29,6 @@ from leruli_prefect.gateway.callers import (
 from leruli_prefect.gateway.node_routes import Ownership, match_node_route
 from leruli_prefect.gateway.security import SecretKind
 from leruli_prefect.gateway.state import GatewayState
-
-logger = logging.getLogger(__name__)
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -73,6 +72,7 @@ class PrefectGuard:
         }
         api_path = scope["path"][len(PREFIX) :]
         method = "WS" if scope["type"] == "websocket" else scope["method"]
+        caller: Caller | None = None
         try:
             async with state.sessions() as session:
                 caller = await resolve_caller(
@@ -82,21 +82,37 @@ class PrefectGuard:
                     compute_secret=headers.get(COMPUTE_SECRET_HEADER),
                     operator_secret=state.operator_secret,
                 )
-            if caller.kind is SecretKind.operator:
-                pass
-            elif caller.kind is SecretKind.compute:
+            if caller.kind is SecretKind.compute:
                 receive = await self._authorize_node(state, caller, method, api_path, receive)
-            else:
+            elif caller.kind is not SecretKind.operator:
                 raise Refused(403, "the Prefect API is open to compute nodes and server operators only")
-        except Unauthenticated as exc:
-            return await _refuse(scope, receive, send, Refused(401, str(exc)))
-        except Refused as refused:
-            logger.info("refused %s %s from %s: %s", method, api_path, _who(headers), refused.detail)
+        except (Unauthenticated, Refused) as exc:
+            refused = exc if isinstance(exc, Refused) else Refused(401, str(exc))
+            source = scope["client"][0] if scope.get("client") else "unknown"
+            await audit.record(
+                state.sessions,
+                caller=caller,
+                action=f"{method} /prefect{api_path}",
+                outcome=f"refused {refused.status}",
+                detail=refused.detail,
+                source=source,
+            )
             return await _refuse(scope, receive, send, refused)
 
-        if scope["type"] == "websocket":
-            receive = _rewrite_auth_frame(receive, state.operator_secret)
-        await self.app(_upstream_scope(scope, api_path, state.operator_secret), receive, send)
+        upstream = _upstream_scope(scope, api_path, state.operator_secret)
+        if scope["type"] != "websocket":
+            return await self.app(upstream, receive, send)
+        receive = _rewrite_auth_frame(receive, state.operator_secret)
+        if caller.kind is not SecretKind.compute or caller.group is None:
+            return await self.app(upstream, receive, send)
+        # A node's websocket lives as long as its compute secret: rotating the secret closes it.
+        group_id = caller.group.id
+        revoked = state.node_sockets.register(group_id)
+        try:
+            receive, send = _closed_on(revoked, receive, send)
+            await self.app(upstream, receive, send)
+        finally:
+            state.node_sockets.unregister(group_id, revoked)
 
     async def _authorize_node(
         self, state: GatewayState, caller: Caller, method: str, api_path: str, receive: Receive
@@ -205,15 +221,38 @@ def _rewrite_auth_frame(receive: Receive, operator_secret: str) -> Receive:
     return receive_rewritten
 
 
+def _closed_on(revoked: asyncio.Event, receive: Receive, send: Send) -> tuple[Receive, Send]:
+    """Wrap a websocket so that `revoked` closes it: the client gets a close frame (1008), the app a
+    disconnect, and whatever the app still sends is dropped."""
+    closed = False
+
+    async def receive_until_revoked() -> Message:
+        nonlocal closed
+        if closed:
+            return {"type": "websocket.disconnect", "code": 1008}
+        incoming = asyncio.ensure_future(receive())
+        revocation = asyncio.ensure_future(revoked.wait())
+        done, _ = await asyncio.wait({incoming, revocation}, return_when=asyncio.FIRST_COMPLETED)
+        if incoming in done:
+            revocation.cancel()
+            return incoming.result()
+        incoming.cancel()
+        closed = True
+        await send({"type": "websocket.close", "code": 1008, "reason": "compute secret rotated"})
+        return {"type": "websocket.disconnect", "code": 1008}
+
+    async def send_until_revoked(message: Message) -> None:
+        if not closed:
+            await send(message)
+
+    return receive_until_revoked, send_until_revoked
+
+
 def _upstream_scope(scope: Scope, api_path: str, operator_secret: str) -> Scope:
     basic = base64.b64encode(operator_secret.encode()).decode()
     headers = [(name, value) for name, value in scope["headers"] if name.lower() not in _STRIPPED_HEADERS]
     headers.append((b"authorization", f"Basic {basic}".encode()))
     return {**scope, "path": api_path, "raw_path": api_path.encode(), "headers": headers}
-
-
-def _who(headers: dict[str, str]) -> str:
-    return "a compute node" if COMPUTE_SECRET_HEADER in headers else "a client"
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, refused: Refused) -> None:

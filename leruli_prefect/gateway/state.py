@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from leruli_prefect.gateway.node_sockets import NodeSockets
+
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,3 +21,4 @@ class GatewayState:
     base_job_template: dict[str, Any]
     # flow run id -> deployment id; a flow run never changes deployment, so this never goes stale.
     run_deployments: dict[UUID, UUID] = field(default_factory=dict)
+    node_sockets: NodeSockets = field(default_factory=NodeSockets)

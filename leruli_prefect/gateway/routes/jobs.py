@@ -1,15 +1,21 @@
-"""Jobs: submit (API secret), read one and list the group's (group token or API secret)."""
+"""Jobs: submit, cancel and prune (API secret), read one and list the group's (group token or API secret)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from leruli_prefect.gateway import job_runs
-from leruli_prefect.gateway.deps import MemberDep, StateDep, UserDep, caller_group
-from leruli_prefect.gateway.models import JobList, JobSubmit, JobView
+from leruli_prefect.gateway import audit, job_runs
+from leruli_prefect.gateway.callers import Caller
+from leruli_prefect.gateway.deps import MemberDep, StateDep, UserDep, caller_group, caller_user, source_of
+from leruli_prefect.gateway.models import JobList, JobSubmit, JobView, PruneGrant
+from leruli_prefect.gateway.state import GatewayState
 from leruli_prefect.job_spec import JobSpec
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 router = APIRouter(tags=["jobs"])
 
@@ -46,3 +52,59 @@ async def list_jobs(
         state.prefect, deployment_id=UUID(group.deployment_id), limit=limit
     )
     return JobList(jobs=[job_runs.job_view(flow_run) for flow_run in flow_runs])
+
+
+async def _own_job(job_id: UUID, caller: Caller, state: GatewayState) -> FlowRun:
+    """The job, if it is in the caller's group and the caller owns it or is an admin."""
+    group = caller_group(caller)
+    flow_run = await job_runs.read_job_run(
+        state.prefect, run_id=job_id, deployment_id=UUID(group.deployment_id)
+    )
+    if flow_run is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id} in group {group.name}")
+    user = caller_user(caller)
+    if job_runs.owner_of(flow_run) != user.name and not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only the job's owner or an admin may do this")
+    return flow_run
+
+
+@router.post("/jobs/{job_id}/cancel")
+async def cancel_job(job_id: UUID, caller: UserDep, state: StateDep, request: Request) -> JobView:
+    flow_run = await _own_job(job_id, caller, state)
+    if job_runs.state_type(flow_run) in job_runs.FINAL_STATES:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, detail=f"job {job_id} has already ended ({flow_run.state_name})"
+        )
+    await job_runs.cancel_job_run(state.prefect, flow_run=flow_run, by=caller.name)
+    await _audit_if_not_owner(state, caller, flow_run, "cancel", request)
+    return job_runs.job_view(await state.prefect.read_flow_run(job_id))
+
+
+@router.post("/jobs/{job_id}/prune")
+async def prune_job(job_id: UUID, caller: UserDep, state: StateDep, request: Request) -> PruneGrant:
+    """Allow deleting a job's data: the caller then deletes the bucket with their own S3 keys."""
+    flow_run = await _own_job(job_id, caller, state)
+    if job_runs.state_type(flow_run) not in job_runs.FINAL_STATES:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"job {job_id} is {flow_run.state_name}: cancel it or let it end before pruning",
+        )
+    await job_runs.mark_pruned(state.prefect, flow_run=flow_run)
+    await _audit_if_not_owner(state, caller, flow_run, "prune", request)
+    return PruneGrant(job_id=job_id, bucket=flow_run.parameters["bucket"])
+
+
+async def _audit_if_not_owner(
+    state: GatewayState, caller: Caller, flow_run: FlowRun, verb: str, request: Request
+) -> None:
+    """Acting on someone else's job is an admin action: it goes in the audit log."""
+    owner = job_runs.owner_of(flow_run)
+    if owner != caller.name:
+        await audit.record(
+            state.sessions,
+            caller=caller,
+            action=f"{verb} job {flow_run.id}",
+            outcome="ok",
+            detail=f"owned by {owner}",
+            source=source_of(request),
+        )

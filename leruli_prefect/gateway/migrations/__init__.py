@@ -1,0 +1,1 @@
+"""Alembic migrations of the gateway's tables (`leruli_*`); applied at server start."""
