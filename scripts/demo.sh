@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make demo`: bring the stack up, submit one real job with the CLI, wait, fetch and print its output.
+# `make demo`: bring the stack up, submit one real psi4 job (water, HF/STO-3G) with the CLI, wait, fetch its
+# output and print the energy.
 # The stack stays up afterwards; `make stop` stops it.
 set -euo pipefail
 
@@ -21,12 +22,23 @@ LERULI_GROUP_TOKEN="$(group_field group_token)"; export LERULI_GROUP_TOKEN
 job_dir="$STACK_DIR/demo-jobs/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$job_dir"
 cd "$job_dir"
-printf 'H 0.0 0.0 0.0\nH 0.0 0.0 0.74\n' > molecule.xyz
+# Water at O-H 0.96 A and H-O-H 104.5 degrees, RHF/STO-3G with exact (pk) integrals.
+cat > input.dat <<'PSI4'
+molecule water {
+O
+H 1 0.96
+H 1 0.96 2 104.5
+}
 
-echo "== leruli submit leruli-busybox 1.0 ... (in $job_dir)"
+set basis sto-3g
+set scf_type pk
+
+energy('scf')
+PSI4
+
+echo "== leruli submit --memory 2000 psi4 1.3.2 psi4 -n 1 input.dat output.dat (in $job_dir)"
 submitted=$(date +%s.%N)
-"$LERULI" submit --cores 2 leruli-busybox 1.0 \
-    'echo "atoms: $(wc -l < molecule.xyz), threads: $OMP_NUM_THREADS, host: $(hostname)" > result.txt'
+"$LERULI" submit --memory 2000 psi4 1.3.2 psi4 -n 1 input.dat output.dat
 while true; do
     state="$("$LERULI" status)"
     case "$state" in Completed*|Failed*|Crashed*|Cancelled*) break ;; esac
@@ -34,8 +46,14 @@ while true; do
 done
 echo "== leruli status: $state ($(awk -v a="$submitted" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}') s after submit)"
 "$LERULI" get
-echo "== result.txt:"
-cat result.txt
+if [ "$state" != Completed ]; then
+    echo "demo.sh: the job did not complete; the end of its joberr.txt:" >&2
+    tail -20 joberr.txt >&2 || true
+    exit 1
+fi
+energy="$(awk '/@RHF Final Energy:/ { print $4 }' output.dat)"
+[ -n "$energy" ] || { echo "demo.sh: no energy in output.dat:" >&2; tail -20 output.dat >&2; exit 1; }
+echo "== water, RHF/STO-3G (psi4 1.3.2): E = $energy Eh (expected about -74.9633190526)"
 
 cat <<TXT
 

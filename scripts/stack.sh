@@ -2,7 +2,8 @@
 # The demo stack: a server on 127.0.0.1:4300, a group `demo` and one node, all state under .stack/.
 #
 # Usage: scripts/stack.sh {up|stop}
-#   up    start whatever is not running (Docker, S3, server, group, node); idempotent
+#   up    start whatever is not running (Docker, S3, server, group, node) and build the images the demo
+#         runs (psi4, xtb); idempotent
 #   stop  stop, by PID, every part that `up` (or s3.sh/docker.sh) started
 set -euo pipefail
 
@@ -90,6 +91,7 @@ case "${1:-}" in
         "$REPO_DIR/scripts/docker.sh" start
         "$REPO_DIR/scripts/s3.sh" start
         "$REPO_DIR/scripts/build-test-image.sh"
+        "$REPO_DIR/scripts/build-chem-images.sh"
         server_up
         group_up
         node_up

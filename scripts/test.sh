@@ -24,5 +24,6 @@ for part in docker s3; do
     fi
 done
 scripts/build-test-image.sh
+scripts/build-chem-images.sh  # psi4:1.3.2 and xtb:6.5.1 for tests/cli/test_chemistry.py (about 75 s the first time)
 
 .venv/bin/python -m pytest "$@"
