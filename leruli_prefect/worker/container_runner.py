@@ -47,7 +47,20 @@ def thread_environment(cores: int) -> dict[str, str]:
     return {name: str(cores) for name in THREAD_VARIABLES}
 
 
-def start_container(client: docker.DockerClient, spec: JobSpec, run_dir: Path, flow_run_id: str) -> Container:
+def start_container(
+    client: docker.DockerClient,
+    spec: JobSpec,
+    run_dir: Path,
+    flow_run_id: str,
+    *,
+    user: str | None = None,
+    cpuset: str | None = None,
+) -> Container:
+    """Start the job's container, detached, with every limit of the job contract.
+
+    `user` is the node's `UID:GID` for jobs (the run dir must be writable by it); `cpuset` pins the job to
+    its own CPUs (then `nproc` inside equals the cores asked for), on top of the CPU quota.
+    """
     return client.containers.run(
         image=spec.image,
         command=["/bin/bash", f"{RUNDIR}/{RUN_SCRIPT}"],
@@ -63,8 +76,23 @@ def start_container(client: docker.DockerClient, spec: JobSpec, run_dir: Path, f
         mem_limit=f"{spec.memory_mb}m",
         memswap_limit=f"{spec.memory_mb}m",
         nano_cpus=spec.cores * 1_000_000_000,
+        cpuset_cpus=cpuset,
+        user=user,
         labels={FLOW_RUN_LABEL: flow_run_id},
     )
+
+
+def kill_container(container: Container) -> None:
+    """Stop a job's container now (SIGKILL: a cancel must not wait for a grace period)."""
+    import docker.errors
+
+    try:
+        container.kill()
+    except docker.errors.NotFound:
+        pass  # already gone
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:  # 409: not running any more
+            raise
 
 
 def wait_for_container(container: Container, run_dir: Path, time_limit_s: int) -> ContainerOutcome:

@@ -9,12 +9,15 @@ with Crashed.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.responses import SetStateStatus
-from prefect.states import Completed, Failed, Running
+from prefect.exceptions import InfrastructureNotFound
+from prefect.states import Cancelled, Completed, Failed, Running
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 from pydantic import ValidationError
 
@@ -23,11 +26,14 @@ from leruli_prefect.job_spec import JobSpec
 from leruli_prefect.settings import load_settings
 from leruli_prefect.storage.s3_client import make_s3_client
 from leruli_prefect.worker import container_runner, staging
+from leruli_prefect.worker.cancellation import CancelWatch
 from leruli_prefect.worker.node_config import NodeConfig, load_node_config
+from leruli_prefect.worker.packing import NodeCapacity
 
 if TYPE_CHECKING:
     import docker
     from prefect.client.schemas.objects import FlowRun
+    from prefect.client.schemas.responses import WorkerFlowRunResponse
     from prefect.states import State
 
 
@@ -51,9 +57,40 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
     _display_name = "Leruli Docker"
 
     def __init__(self, *args: Any, node_config: NodeConfig | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
         self.node_config = node_config or _node_config_from_settings()
+        kwargs.setdefault("limit", self.node_config.slots)
+        super().__init__(*args, **kwargs)
+        self.capacity = NodeCapacity(
+            cores=self.node_config.cores,
+            memory_mb=self.node_config.memory_mb,
+            slots=self.node_config.slots,
+            cpu_ids=sorted(os.sched_getaffinity(0)),
+        )
         self._docker: docker.DockerClient | None = None
+
+    async def _get_scheduled_flow_runs(self) -> list[WorkerFlowRunResponse]:
+        """The scheduled runs this node takes now: those that fit in what is left, oldest first.
+
+        The one private hook of `BaseWorker` we use (tests/worker/test_packing.py checks it still exists):
+        its public `get_and_submit_flow_runs` asks this method which runs to claim, then claims every one
+        returned, so filtering here is the only way to leave a run unclaimed for a bigger or freer node.
+        """
+        offered = await super()._get_scheduled_flow_runs()
+        # A claim whose run the base class no longer holds (Pending refused: cancelled, or taken by another
+        # node) is free again; the base class holds a limiter token on behalf of every run in hand.
+        self.capacity.release_all_but(self.limiter.statistics().borrowers)
+        taken = []
+        for response in offered:
+            flow_run = response.flow_run
+            if self.capacity.holds(flow_run.id):
+                continue
+            cores, memory_mb = _asked(flow_run)
+            if not self.capacity.fits_node(cores=cores, memory_mb=memory_mb):
+                continue  # never ours: left for a bigger node
+            if self.capacity.reserve(flow_run.id, cores=cores, memory_mb=memory_mb) is None:
+                break  # first come, first served: a later, smaller job does not overtake this one
+            taken.append(response)
+        return taken
 
     async def run(
         self,
@@ -62,58 +99,105 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         task_status: anyio.abc.TaskStatus[str] | None = None,
     ) -> LeruliWorkerResult:
         name = container_runner.container_name(str(flow_run.id))
+        started = _StartReport(task_status)
+        try:
+            final = await self._run_claimed(flow_run, started)
+            if final is not None:
+                await self._end(flow_run, final)
+        finally:
+            # Freed only once the final state is set, so a job's successor never overlaps it.
+            self.capacity.release(flow_run.id)
+            started.report(name)  # the base class waits for it even when no container ran
+        return LeruliWorkerResult(identifier=name, status_code=0)
+
+    async def kill_infrastructure(
+        self, infrastructure_pid: str, configuration: LeruliJobConfiguration, grace_seconds: int = 30
+    ) -> None:
+        """Kill a job's container by name (Prefect's own cancellation of runs it had claimed)."""
+        import docker.errors
+
+        try:
+            container = await asyncio.to_thread(self._docker_client().containers.get, infrastructure_pid)
+        except docker.errors.NotFound as exc:
+            raise InfrastructureNotFound(f"no container {infrastructure_pid}") from exc
+        await asyncio.to_thread(container_runner.kill_container, container)
+
+    async def _run_claimed(self, flow_run: FlowRun, started: _StartReport) -> State[Any] | None:
+        """Run a claimed job to its final state; None when it is not ours to run any more."""
         logger = self.get_flow_run_logger(flow_run)
         try:
             spec = JobSpec.model_validate(flow_run.parameters)
         except ValidationError as exc:
-            final: State[Any] = Failed(message=f"invalid job parameters: {exc.error_count()} error(s)")
-            if task_status is not None:
-                task_status.started(name)
-        else:
-            accepted = await self.client.set_flow_run_state(
-                flow_run.id, Running(message=f"on node {self.name}")
-            )
-            if accepted.status != SetStateStatus.ACCEPT:
-                # Cancelled (or claimed elsewhere) between the claim and now: leave it as the server has it.
-                logger.info("job %s not started: %s", flow_run.id, accepted.details)
-                if task_status is not None:
-                    task_status.started(name)
-                return LeruliWorkerResult(identifier=name, status_code=0)
-            run_dir = self.node_config.data_dir / "runs" / str(flow_run.id)
-            final = await self._run_job(flow_run, spec, run_dir, task_status)
-        logger.info(
-            "job %s ends %s%s", flow_run.id, final.name, f": {final.message}" if final.message else ""
-        )
-        await self.client.set_flow_run_state(flow_run.id, final)
-        return LeruliWorkerResult(identifier=name, status_code=0)
+            return Failed(message=f"invalid job parameters: {exc.error_count()} error(s)")
+        accepted = await self.client.set_flow_run_state(flow_run.id, Running(message=f"on node {self.name}"))
+        if accepted.status != SetStateStatus.ACCEPT:
+            # Cancelled (or claimed elsewhere) between the claim and now: it never starts.
+            logger.info("job %s not started: %s", flow_run.id, accepted.details)
+            await self._finish_cancel(flow_run)
+            return None
+        watch = CancelWatch(self.client, flow_run.id, interval=self.node_config.cancel_poll_seconds)
+        run_dir = self.node_config.data_dir / "runs" / str(flow_run.id)
+        async with anyio.create_task_group() as watching:
+            watching.start_soon(watch.watch)
+            final = await self._run_job(flow_run, spec, run_dir, started, watch)
+            watching.cancel_scope.cancel()
+        return final
 
     async def _run_job(
-        self, flow_run: FlowRun, spec: JobSpec, run_dir: Path, task_status: anyio.abc.TaskStatus[str] | None
+        self,
+        flow_run: FlowRun,
+        spec: JobSpec,
+        run_dir: Path,
+        started: _StartReport,
+        watch: CancelWatch,
     ) -> State[Any]:
         config = self.node_config
+        claim = self.capacity.claim_of(flow_run.id)
         s3 = make_s3_client(config.s3_server, config.s3_access, config.s3_secret.get_secret_value())
-        reported = False
         try:
             await asyncio.to_thread(staging.stage_in, s3, spec.bucket, run_dir, config.max_unpacked_bytes)
+            if watch.requested:
+                return Cancelled()
+            await asyncio.to_thread(staging.hand_over, run_dir, config.container_user)
             container = await asyncio.to_thread(
-                container_runner.start_container, self._docker_client(), spec, run_dir, str(flow_run.id)
+                container_runner.start_container,
+                self._docker_client(),
+                spec,
+                run_dir,
+                str(flow_run.id),
+                user=config.container_user,
+                cpuset=claim.cpuset if claim else None,
             )
-            if task_status is not None:
-                task_status.started(container.name)
-                reported = True
+            started.report(container.name)
+            await watch.on_cancel(lambda: asyncio.to_thread(container_runner.kill_container, container))
             outcome = await asyncio.to_thread(
                 container_runner.wait_for_container, container, run_dir, spec.time_limit_s
             )
+            # Whatever the job wrote goes back to its bucket, even when it was cancelled or failed.
             await asyncio.to_thread(staging.stage_out, s3, run_dir, spec.bucket)
-            return _final_state(spec, outcome)
+            return Cancelled() if watch.requested else _final_state(spec, outcome)
         except LeruliError as exc:
             return Failed(message=str(exc))
         except Exception as exc:  # docker and boto3 raise their own trees; the job must still end
             return Failed(message=_describe_failure(spec, exc))
         finally:
-            if task_status is not None and not reported:
-                task_status.started(container_runner.container_name(str(flow_run.id)))
             await asyncio.to_thread(staging.remove_run_dir, run_dir)
+
+    async def _end(self, flow_run: FlowRun, final: State[Any]) -> None:
+        logger = self.get_flow_run_logger(flow_run)
+        logger.info(
+            "job %s ends %s%s", flow_run.id, final.name, f": {final.message}" if final.message else ""
+        )
+        result = await self.client.set_flow_run_state(flow_run.id, final)
+        if result.status != SetStateStatus.ACCEPT:
+            # A cancel that came after the container ended: Prefect allows only Cancelled from Cancelling.
+            await self._finish_cancel(flow_run)
+
+    async def _finish_cancel(self, flow_run: FlowRun) -> None:
+        """Move a run left in Cancelling to Cancelled (nobody else will: its infrastructure is ours)."""
+        current = await self.client.read_flow_run(flow_run.id)
+        if current.state is not None and current.state.type == StateType.CANCELLING:
+            await self.client.set_flow_run_state(flow_run.id, Cancelled())
 
     def _docker_client(self) -> docker.DockerClient:
         if self._docker is None:
@@ -121,6 +205,27 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
 
             self._docker = docker.DockerClient(base_url=self.node_config.docker_host)
         return self._docker
+
+
+class _StartReport:
+    """Tells the base class once that the job's infrastructure exists (its value: the container name)."""
+
+    def __init__(self, task_status: anyio.abc.TaskStatus[str] | None) -> None:
+        self._task_status = task_status
+
+    def report(self, container_name: str) -> None:
+        if self._task_status is not None:
+            self._task_status.started(container_name)
+            self._task_status = None
+
+
+def _asked(flow_run: FlowRun) -> tuple[int, int]:
+    """The cores and memory a run asks for; an invalid run asks for nothing (it fails at once)."""
+    try:
+        spec = JobSpec.model_validate(flow_run.parameters)
+    except ValidationError:
+        return 0, 0
+    return spec.cores, spec.memory_mb
 
 
 def _final_state(spec: JobSpec, outcome: container_runner.ContainerOutcome) -> State[Any]:

@@ -1,21 +1,37 @@
-"""A node's configuration, `node.toml`: which gateway and group it serves, its S3 keys, its data dir.
+"""A node's configuration, `node.toml`: which gateway and group it serves, its S3 keys, its data dir, and
+what it offers (cores, memory, slots) to the jobs it runs.
 
 The file holds secrets (compute secret, S3 keys), so it must not be readable by others.
 """
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 
 from leruli_prefect.errors import ConfigurationError
 from leruli_prefect.storage.archive import DEFAULT_MAX_UNPACKED_BYTES
 
+# `UID:GID`, numeric: a name would have to exist in every image's /etc/passwd.
+CONTAINER_USER_PATTERN = r"^[0-9]{1,10}:[0-9]{1,10}$"
+DEFAULT_CONTAINER_USER = "65534:65534"  # nobody:nogroup on Debian
+
+
+def machine_cores() -> int:
+    """The CPUs this process may run on (what a default node offers)."""
+    return len(os.sched_getaffinity(0))
+
+
+def machine_memory_mb() -> int:
+    """The machine's total memory in MB (what a default node offers)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+
 
 class NodeConfig(BaseModel):
-    """Everything a node needs; see `docs/` for an example file."""
+    """Everything a node needs; see `docs/adding-a-node.md` for an example file."""
 
     gateway_url: str = Field(description="The gateway, e.g. http://127.0.0.1:4300")
     group_token: SecretStr = Field(description="The group's token (lq_group_...)")
@@ -25,9 +41,30 @@ class NodeConfig(BaseModel):
     s3_secret: SecretStr = Field(description="S3 secret key")
     data_dir: Path = Field(description="Where run directories are unpacked")
     docker_host: str = Field(default="unix:///var/run/docker.sock", description="Docker engine URL")
-    slots: int = Field(default=2, ge=1, le=1024, description="How many jobs run at once")
+    slots: int = Field(default=2, ge=1, le=1024, description="How many jobs run at once, at most")
+    cores: int = Field(
+        default_factory=machine_cores, ge=1, le=4096, description="Cores offered to jobs (default: all)"
+    )
+    memory_mb: int = Field(
+        default_factory=machine_memory_mb, ge=16, description="Memory offered to jobs in MB (default: all)"
+    )
+    container_user: str = Field(
+        default=DEFAULT_CONTAINER_USER,
+        pattern=CONTAINER_USER_PATTERN,
+        description="`UID:GID` every job container runs as (never root)",
+    )
     max_unpacked_bytes: int = Field(default=DEFAULT_MAX_UNPACKED_BYTES, ge=1, description="run.tgz size cap")
     poll_seconds: float = Field(default=1.0, gt=0, le=60, description="How often the node asks for jobs")
+    cancel_poll_seconds: float = Field(
+        default=0.5, gt=0, le=10, description="How often a running job's state is checked for a cancel"
+    )
+
+    @field_validator("container_user")
+    @classmethod
+    def _not_root(cls, value: str) -> str:
+        if value.split(":")[0] == "0":
+            raise ValueError("jobs must not run as root (uid 0)")
+        return value
 
 
 def load_node_config(path: Path) -> NodeConfig:

@@ -5,6 +5,7 @@ Blocking calls; the worker runs them in a thread.
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +34,24 @@ def stage_in(s3: S3Client, bucket: str, run_dir: Path, max_unpacked_bytes: int) 
     clashes = [name for name in (STDOUT_FILE, STDERR_FILE) if (run_dir / name).exists()]
     if clashes:
         raise UnsafeArchiveError(f"inputs use the reserved name(s) {', '.join(clashes)}")
+
+
+def hand_over(run_dir: Path, user: str) -> None:
+    """Make `run_dir` and its inputs the container user's (`UID:GID`), so a non-root job can write there.
+
+    A node running as root hands them over; an unprivileged node (rootless Docker maps users itself) can
+    only open them up to everyone. Inside the container the mount point alone is checked, so the node's
+    own private data dir above it stays closed.
+    """
+    uid, gid = (int(part) for part in user.split(":"))
+    can_chown = os.geteuid() == 0
+    for path in [run_dir, *run_dir.rglob("*")]:
+        if path.is_symlink():
+            continue
+        if can_chown:
+            os.chown(path, uid, gid)
+        else:
+            path.chmod(0o777 if path.is_dir() else path.stat().st_mode | 0o666)
 
 
 def stage_out(s3: S3Client, run_dir: Path, bucket: str) -> list[str]:

@@ -1,0 +1,61 @@
+"""Watching a running job for a cancel: Prefect's worker never stops infrastructure it has started.
+
+A cancel is the flow run's state becoming Cancelling (or Cancelled). While a job runs, the node reads its
+flow run every `cancel_poll_seconds` (one cheap GET, allowed for nodes by the gateway) and, on a cancel, runs
+the job's stop action (kill its container) at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import anyio
+import httpx
+from prefect.client.schemas.objects import StateType
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from prefect.client.orchestration import PrefectClient
+
+logger = logging.getLogger(__name__)
+
+CANCEL_STATES = frozenset({StateType.CANCELLING, StateType.CANCELLED})
+StopAction = Callable[[], Awaitable[None]]
+
+
+class CancelWatch:
+    """Polls one flow run; once it is cancelled, `requested` is true and the stop action (if any) has run.
+
+    >>> watch = CancelWatch(client, flow_run_id, interval=0.5)
+    >>> # in a task group: tg.start_soon(watch.watch); later: await watch.on_cancel(kill_container)
+    """
+
+    def __init__(self, client: PrefectClient, flow_run_id: UUID, *, interval: float) -> None:
+        self._client = client
+        self._flow_run_id = flow_run_id
+        self._interval = interval
+        self._stop: StopAction | None = None
+        self.requested = False
+
+    async def watch(self) -> None:
+        """Poll until the run is cancelled (then stop the job) or until this task is cancelled."""
+        while not self.requested:
+            await anyio.sleep(self._interval)
+            try:
+                flow_run = await self._client.read_flow_run(self._flow_run_id)
+            except httpx.HTTPError as exc:  # a passing gateway hiccup must not end the job
+                logger.warning("cannot read flow run %s for a cancel: %s", self._flow_run_id, exc)
+                continue
+            if flow_run.state is not None and flow_run.state.type in CANCEL_STATES:
+                self.requested = True
+        if self._stop is not None:
+            await self._stop()
+
+    async def on_cancel(self, stop: StopAction) -> None:
+        """Register what stops the job; run it now if the cancel came first."""
+        self._stop = stop
+        if self.requested:
+            await stop()

@@ -1,0 +1,78 @@
+"""The race between a claim and a cancel: the node's Running proposal is refused because the run was
+cancelled while Pending. The node must not start it and must finish the cancel (nobody else will)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.responses import (
+    OrchestrationResult,
+    SetStateStatus,
+    StateAcceptDetails,
+    StateRejectDetails,
+)
+from prefect.settings import (
+    PREFECT_LOGGING_TO_API_ENABLED,
+    PREFECT_SERVER_ALLOW_EPHEMERAL_MODE,
+    temporary_settings,
+)
+from prefect.states import Cancelling, State
+
+from leruli_prefect.worker.leruli_worker import LeruliWorker
+from leruli_prefect.worker.node_config import NodeConfig
+
+
+class CancellingServer:
+    """Answers like Prefect for a run an operator moved to Cancelling while it was Pending."""
+
+    def __init__(self) -> None:
+        self.proposed: list[StateType] = []
+
+    async def set_flow_run_state(self, flow_run_id: UUID, state: State[Any], **_: Any) -> OrchestrationResult:
+        self.proposed.append(state.type)
+        if state.type is StateType.CANCELLED:
+            return OrchestrationResult(
+                state=state, status=SetStateStatus.ACCEPT, details=StateAcceptDetails()
+            )
+        reason = "Cannot transition flows that are cancelling to a state other than Cancelled."
+        return OrchestrationResult(
+            state=None, status=SetStateStatus.REJECT, details=StateRejectDetails(reason=reason)
+        )
+
+    async def read_flow_run(self, flow_run_id: UUID) -> FlowRun:
+        return FlowRun(id=flow_run_id, flow_id=uuid4(), state=Cancelling())
+
+
+@pytest.mark.anyio
+async def test_run_cancelled_while_pending_never_starts_and_ends_cancelled(tmp_path: Path) -> None:
+    config = NodeConfig(
+        gateway_url="http://127.0.0.1:9",
+        group_token="lq_group_x",
+        compute_secret="lq_compute_x",
+        s3_server="http://127.0.0.1:9",
+        s3_access="a",
+        s3_secret="s",
+        data_dir=tmp_path,
+        docker_host="unix:///nonexistent.sock",  # any Docker call would fail the job instead
+    )
+    worker = LeruliWorker(work_pool_name="leruli-race", node_config=config)
+    server = CancellingServer()
+    worker._client = server  # type: ignore[assignment]  # a fake API in place of the one `setup` opens
+    spec = {"image": "leruli-busybox:1.0", "command": "true", "bucket": "leruli-" + "d" * 32}
+    flow_run = FlowRun(id=uuid4(), flow_id=uuid4(), parameters=spec)
+    worker.capacity.reserve(flow_run.id, cores=1, memory_mb=256)
+
+    # No API at all: the run's logs stay local, and no temporary Prefect server may start.
+    quiet = {PREFECT_LOGGING_TO_API_ENABLED: False, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False}
+    with temporary_settings(updates=quiet):
+        result = await worker.run(flow_run, configuration=None)  # type: ignore[arg-type]
+
+    assert result.status_code == 0
+    assert server.proposed == [StateType.RUNNING, StateType.CANCELLED]
+    assert worker._docker is None  # no container was ever asked for
+    assert not worker.capacity.holds(flow_run.id)
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,74 @@
+"""Cancelling jobs through the real server, node, Docker and S3: running jobs stop at once and keep their
+outputs; queued jobs never start."""
+
+from __future__ import annotations
+
+import time
+
+import docker
+import docker.errors
+
+from tests.worker.conftest import NODE_MEMORY_MB
+from tests.worker.node_stack import NodeUnderTest, state_history, wait_for_container
+
+# The issue's deadline from the cancel to the container's end.
+CANCEL_DEADLINE_S = 2.0
+
+
+def _seconds_until_stopped(container: docker.models.containers.Container, since: float) -> float:
+    while True:
+        try:
+            container.reload()
+        except docker.errors.NotFound:
+            break
+        if container.status != "running":
+            break
+        time.sleep(0.02)
+    return time.monotonic() - since
+
+
+def test_running_job_stops_within_deadline_and_keeps_its_outputs(
+    gamma_node: NodeUnderTest, engine: docker.DockerClient
+) -> None:
+    job_id, bucket = gamma_node.submit("echo started; echo partial > partial.txt; sleep 120")
+    container = wait_for_container(engine, job_id)
+    partial = gamma_node.run_dir(job_id) / "partial.txt"
+    deadline = time.monotonic() + 30
+    while not partial.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    asked = time.monotonic()
+    response = gamma_node.cancel(job_id)
+    assert response.json()["status"] == "ACCEPT", response.text
+    stopped_after = _seconds_until_stopped(container, asked)
+    print(f"cancel-to-stopped: {stopped_after:.3f} s")
+
+    job = gamma_node.wait_final(job_id, timeout=30)
+    assert (job["state"], job["reason"]) == ("Cancelled", None)
+    assert stopped_after < CANCEL_DEADLINE_S
+    assert {"partial.txt", "joblog.txt", "joberr.txt"} <= gamma_node.keys(bucket)
+    assert gamma_node.read(bucket, "partial.txt") == "partial\n"
+    assert gamma_node.read(bucket, "joblog.txt") == "started\n"
+    assert not gamma_node.run_dir(job_id).exists()
+
+
+def test_queued_job_that_is_cancelled_never_starts(
+    gamma_node: NodeUnderTest, engine: docker.DockerClient
+) -> None:
+    # The blocker holds all the node's memory, so the next job waits in the queue.
+    blocker_id, _ = gamma_node.submit("sleep 120", memory_mb=NODE_MEMORY_MB)
+    wait_for_container(engine, blocker_id)
+    queued_id, queued_bucket = gamma_node.submit("echo ran > ran.txt")
+    time.sleep(2)  # a couple of the node's polls: it sees the job and must leave it
+    assert gamma_node.job(queued_id)["state"] == "Scheduled"
+
+    assert gamma_node.cancel(queued_id, "CANCELLED").json()["status"] == "ACCEPT"
+    gamma_node.cancel(blocker_id)
+    assert gamma_node.wait_final(blocker_id, timeout=30)["state"] == "Cancelled"
+    # A job submitted after the cancel runs: the node has polled since and passed the cancelled one by.
+    later_id, _ = gamma_node.submit("true")
+    assert gamma_node.wait_final(later_id)["state"] == "Completed"
+
+    assert gamma_node.job(queued_id)["state"] == "Cancelled"
+    assert state_history(gamma_node.server, queued_id) == ["SCHEDULED", "CANCELLED"]
+    assert gamma_node.keys(queued_bucket) == {"run.tgz"}
