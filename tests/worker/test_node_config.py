@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from leruli_prefect.errors import ConfigurationError
-from leruli_prefect.worker.node_config import load_node_config
+from leruli_prefect.worker.node_config import load_node_config, machine_cores, machine_memory_mb
 
 VALID = """
 gateway_url = "http://127.0.0.1:4300"
@@ -43,3 +43,17 @@ def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
         load_node_config(path)
     with pytest.raises(ConfigurationError, match="no node config"):
         load_node_config(tmp_path / "absent.toml")
+
+
+def test_offer_defaults_to_the_machine_and_jobs_never_run_as_root(tmp_path: Path) -> None:
+    path = tmp_path / "node.toml"
+    path.write_text(VALID)
+    config = load_node_config(path)
+    assert config.cores == machine_cores() and config.memory_mb == machine_memory_mb() > 0
+    assert config.container_user == "65534:65534"
+    path.write_text(VALID + 'container_user = "0:0"\n')
+    with pytest.raises(ConfigurationError, match="must not run as root"):
+        load_node_config(path)
+    path.write_text(VALID + 'container_user = "nobody"\n')
+    with pytest.raises(ConfigurationError, match="container_user"):
+        load_node_config(path)
