@@ -144,3 +144,35 @@ def test_node_websockets_are_guarded_too(
     ):
         with pytest.raises(websockets.exceptions.InvalidStatus):
             asyncio.run(_websocket_handshake(url, headers))
+
+
+async def _open_then_rotate(server: stack.Server, group: dict[str, str]) -> tuple[int | None, float]:
+    """Open a node websocket, rotate the compute secret, and time how long until the socket is closed."""
+    import time
+
+    url = (
+        server.url.replace("http://", "ws://")
+        + f"/prefect/api/work_pools/{group['work_pool']}/workers/connect"
+    )
+    async with websockets.connect(url, additional_headers=_node(group), subprotocols=["prefect"]) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": "x"}))
+        assert json.loads(await ws.recv())["type"] == "auth_success"
+        async with httpx.AsyncClient() as client:
+            rotated = await client.post(
+                f"{server.url}/v1/compute-secret", headers=_bearer(group["api_secret"])
+            )
+        assert rotated.status_code == 200
+        started = time.monotonic()
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), timeout=5)
+        return ws.close_code, time.monotonic() - started
+
+
+def test_rotation_closes_open_node_websockets(server: stack.Server) -> None:
+    group = server.init_group("sockets")
+    code, seconds = asyncio.run(_open_then_rotate(server, group))
+    assert code == 1008
+    assert seconds < 1
+    refused = httpx.get(f"{server.url}/prefect/api/work_pools/{group['work_pool']}", headers=_node(group))
+    assert refused.status_code == 401
