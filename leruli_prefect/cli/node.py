@@ -13,9 +13,63 @@ import typer
 
 from leruli_prefect.cli.failures import reports_errors
 from leruli_prefect.client import COMPUTE_SECRET_HEADER, GROUP_TOKEN_HEADER, GatewayClient
-from leruli_prefect.worker.node_config import NodeConfig, load_node_config
+from leruli_prefect.worker.node_config import (
+    DEFAULT_CONTAINER_USER,
+    NodeConfig,
+    load_node_config,
+    machine_cores,
+    machine_memory_mb,
+    write_node_config,
+)
 
 app = typer.Typer(help="Run a compute node that takes its group's jobs.", no_args_is_help=True)
+
+
+@app.command()
+@reports_errors
+def init(
+    gateway_url: Annotated[str, typer.Option(help="The gateway, e.g. https://leruli.example.org")],
+    s3_server: Annotated[str, typer.Option(help="The group's S3 endpoint URL")],
+    s3_access: Annotated[str, typer.Option(help="The group's S3 access key")],
+    data_dir: Annotated[Path, typer.Option(help="Where run directories are unpacked")],
+    group_token: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="The group token (asked when not given)")
+    ],
+    compute_secret: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="The compute secret (asked when not given)")
+    ],
+    s3_secret: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, help="The S3 secret key (asked when not given)")
+    ],
+    docker_host: Annotated[
+        str, typer.Option(help="Docker engine URL; rootless Docker: unix:///run/user/UID/docker.sock")
+    ] = "unix:///var/run/docker.sock",
+    cores: Annotated[int | None, typer.Option(help="Cores offered to jobs [default: all]")] = None,
+    memory: Annotated[int | None, typer.Option(help="Memory offered to jobs in MB [default: all]")] = None,
+    slots: Annotated[int, typer.Option(help="Jobs at once, at most")] = 2,
+    container_user: Annotated[str, typer.Option(help="UID:GID jobs run as")] = DEFAULT_CONTAINER_USER,
+    config: Annotated[Path, typer.Option("--config", help="The file to write")] = Path("node.toml"),
+) -> None:
+    """Write a new node.toml (mode 0600) for `leruli node start`; an existing file is never overwritten."""
+    node = NodeConfig(
+        gateway_url=gateway_url,
+        group_token=group_token,
+        compute_secret=compute_secret,
+        s3_server=s3_server,
+        s3_access=s3_access,
+        s3_secret=s3_secret,
+        data_dir=data_dir.absolute(),
+        docker_host=docker_host,
+        cores=cores if cores is not None else machine_cores(),
+        memory_mb=memory if memory is not None else machine_memory_mb(),
+        slots=slots,
+        container_user=container_user,
+    )
+    write_node_config(config, node)
+    typer.echo(
+        f"Wrote {config} (mode 0600): {node.cores} core(s), {node.memory_mb} MB, {node.slots} slot(s)."
+        f" Start the node with: leruli node start --config {config}"
+    )
 
 
 @app.command()

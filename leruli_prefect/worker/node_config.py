@@ -6,6 +6,7 @@ The file holds secrets (compute secret, S3 keys), so it must not be readable by 
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -79,3 +80,21 @@ def load_node_config(path: Path) -> NodeConfig:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigurationError(f"{path}: {problems}") from exc
+
+
+def write_node_config(path: Path, config: NodeConfig) -> None:
+    """Write `config` as a new node.toml, readable by its owner only; never overwrite an existing file."""
+    values = config.model_dump(mode="json")
+    for name in ("group_token", "compute_secret", "s3_secret"):
+        values[name] = getattr(config, name).get_secret_value()
+    lines = ["# leruli node configuration: holds secrets, keep it mode 0600\n"]
+    for name, field in NodeConfig.model_fields.items():
+        # JSON's strings, numbers and booleans are valid TOML values.
+        lines.append(f"# {field.description}\n{name} = {json.dumps(values[name])}\n")
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError as exc:
+        raise ConfigurationError(f"{path} exists already: not overwriting it") from exc
+    with os.fdopen(descriptor, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # the umask may have taken bits away, never added: be exact
+        handle.write("\n".join(lines))
