@@ -83,6 +83,9 @@ class GatewayClient:
     def audit(self, limit: int = 100) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/audit", self._reader(), params={"limit": limit})["entries"]
 
+    def health(self) -> None:
+        self._call("GET", "/v1/health", None)
+
     def whoami(self, *, as_user: bool = False) -> dict[str, Any]:
         return self._call("GET", "/v1/whoami", self.require_api_secret() if as_user else self._reader())
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from leruli_prefect.cli import account, compute_secret, job_control, jobs, node, server, users
+from leruli_prefect.cli import account, compute_secret, doctor, job_control, jobs, node, server, users
 
 app = typer.Typer(
     name="leruli",
@@ -15,6 +15,7 @@ app = typer.Typer(
 jobs.register(app)
 job_control.register(app)
 account.register(app)
+app.command("doctor")(doctor.doctor)
 app.add_typer(users.app, name="user")
 app.add_typer(compute_secret.app, name="compute-secret")
 app.add_typer(server.app, name="server")
