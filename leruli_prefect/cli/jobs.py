@@ -12,13 +12,17 @@ from leruli_prefect.cli.credentials import gateway_client, s3_client
 from leruli_prefect.cli.failures import reports_errors
 from leruli_prefect.errors import ConfigurationError, SubmissionError
 from leruli_prefect.job_spec import JobSpec
-from leruli_prefect.settings import load_settings
-from leruli_prefect.storage.archive import pack_directory
+from leruli_prefect.settings import Settings, load_settings
+from leruli_prefect.storage.archive import STDERR_FILE, pack_directory
 from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
 from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket, upload_file
 
 JOB_FILE = "leruli.job"
 BUCKET_FILE = "leruli.bucket"
+# `leruli status` shows the end of joberr.txt for jobs in these states.
+_FAILED_STATES = frozenset({"Failed", "Crashed"})
+_TAIL_LINES = 10
+_TAIL_BYTES = 8192
 
 
 def read_marker(name: str, what: str) -> str:
@@ -81,6 +85,32 @@ def status(
     with gateway_client(settings) as client:
         job = client.job(job_id)
     typer.echo(f"{job.state}: {job.reason}" if job.reason else job.state)
+    if job.state in _FAILED_STATES and job.bucket:
+        tail = _stderr_tail(settings, job.bucket)
+        if tail:
+            typer.echo(f"Last lines of {STDERR_FILE}:")
+            typer.echo(tail)
+
+
+def _stderr_tail(settings: Settings, bucket: str) -> str:
+    """The last lines of the job's joberr.txt, read from its bucket with the user's S3 keys ("" if none)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        # Only the end of the file: a failing job may have written gigabytes to stderr.
+        response = s3_client(settings).get_object(
+            Bucket=bucket, Key=STDERR_FILE, Range=f"bytes=-{_TAIL_BYTES}"
+        )
+        text = response["Body"].read().decode(errors="replace")
+    except ClientError as exc:
+        # No file (the job never ran) or an empty one (S3 refuses a range of nothing): nothing to show.
+        if exc.response.get("Error", {}).get("Code") not in {"NoSuchKey", "404", "InvalidRange"}:
+            typer.echo(f"({STDERR_FILE} not readable: {exc})", err=True)
+        return ""
+    except (BotoCoreError, ConfigurationError) as exc:
+        typer.echo(f"({STDERR_FILE} not readable: {exc})", err=True)
+        return ""
+    return "\n".join(text.splitlines()[-_TAIL_LINES:])
 
 
 @reports_errors

@@ -39,6 +39,7 @@ class CancelWatch:
         self._interval = interval
         self._stop: StopAction | None = None
         self.requested = False
+        self.message: str | None = None  # the cancel's own words ("cancelled by ..."), kept for Cancelled
 
     async def watch(self) -> None:
         """Poll until the run is cancelled (then stop the job) or until this task is cancelled."""
@@ -51,6 +52,7 @@ class CancelWatch:
                 continue
             if flow_run.state is not None and flow_run.state.type in CANCEL_STATES:
                 self.requested = True
+                self.message = flow_run.state.message
         if self._stop is not None:
             await self._stop()
 

@@ -157,7 +157,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         try:
             await asyncio.to_thread(staging.stage_in, s3, spec.bucket, run_dir, config.max_unpacked_bytes)
             if watch.requested:
-                return Cancelled()
+                return Cancelled(message=watch.message)
             await asyncio.to_thread(staging.hand_over, run_dir, config.container_user)
             container = await asyncio.to_thread(
                 container_runner.start_container,
@@ -175,7 +175,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             )
             # Whatever the job wrote goes back to its bucket, even when it was cancelled or failed.
             await asyncio.to_thread(staging.stage_out, s3, run_dir, spec.bucket)
-            return Cancelled() if watch.requested else _final_state(spec, outcome)
+            return Cancelled(message=watch.message) if watch.requested else _final_state(spec, outcome)
         except LeruliError as exc:
             return Failed(message=str(exc))
         except Exception as exc:  # docker and boto3 raise their own trees; the job must still end
@@ -197,7 +197,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         """Move a run left in Cancelling to Cancelled (nobody else will: its infrastructure is ours)."""
         current = await self.client.read_flow_run(flow_run.id)
         if current.state is not None and current.state.type == StateType.CANCELLING:
-            await self.client.set_flow_run_state(flow_run.id, Cancelled())
+            await self.client.set_flow_run_state(flow_run.id, Cancelled(message=current.state.message))
 
     def _docker_client(self) -> docker.DockerClient:
         if self._docker is None:
