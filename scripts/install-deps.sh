@@ -25,8 +25,8 @@ if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
 fi
 
 start=$(date +%s)
-rm -rf "$VENV"
-python3 -m venv "$VENV"
+# Upgrade in place when the venv exists: a running server or test keeps working meanwhile.
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1
 pip_log="$VENV/pip-install.log"
 if ! "$VENV/bin/pip" install -q --disable-pip-version-check -e "$REPO_DIR[test]" >"$pip_log" 2>&1; then

@@ -94,10 +94,9 @@ class Server:
     def operator_secret(self) -> str:
         return (self.data_dir / "operator-secret").read_text().strip()
 
-    def init_group(self, name: str) -> dict[str, str]:
-        result = cli(
-            "server", "init-group", name, "--data-dir", str(self.data_dir), "--json", env=clean_environment()
-        )
+    def init_group(self, name: str, admin_name: str = "admin") -> dict[str, str]:
+        args = ("init-group", name, "--admin-name", admin_name, "--data-dir", str(self.data_dir), "--json")
+        result = cli("server", *args, env=clean_environment())
         assert result.returncode == 0, result.stderr
         self.groups[name] = json.loads(result.stdout)
         return self.groups[name]

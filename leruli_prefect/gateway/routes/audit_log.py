@@ -13,7 +13,7 @@ router = APIRouter(tags=["audit"])
 
 @router.get("/audit")
 async def read_audit_log(
-    caller: MemberDep, session: SessionDep, limit: int = Query(default=100, ge=1, le=1000)
+    caller: MemberDep, session: SessionDep, limit: int = Query(default=100, ge=1, le=200)
 ) -> AuditLog:
     entries = await crud.audit_of_group(session, group=caller_group(caller), limit=limit)
     return AuditLog(

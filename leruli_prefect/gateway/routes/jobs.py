@@ -45,7 +45,7 @@ async def read_job(job_id: UUID, caller: MemberDep, state: StateDep) -> JobView:
 
 @router.get("/jobs")
 async def list_jobs(
-    caller: MemberDep, state: StateDep, limit: int = Query(default=100, ge=1, le=1000)
+    caller: MemberDep, state: StateDep, limit: int = Query(default=100, ge=1, le=200)
 ) -> JobList:
     group = caller_group(caller)
     flow_runs = await job_runs.list_job_runs(
