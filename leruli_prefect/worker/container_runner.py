@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 RUNDIR = "/rundir"
 FLOW_RUN_LABEL = "org.leruli.flow-run-id"
+NODE_LABEL = "org.leruli.node"  # the node's data dir: what a restarted node finds its leftovers by
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
     "MKL_NUM_THREADS",
@@ -55,6 +56,7 @@ def start_container(
     *,
     user: str | None = None,
     cpuset: str | None = None,
+    node: str | None = None,
 ) -> Container:
     """Start the job's container, detached, with every limit of the job contract.
 
@@ -78,7 +80,7 @@ def start_container(
         nano_cpus=spec.cores * 1_000_000_000,
         cpuset_cpus=cpuset,
         user=user,
-        labels={FLOW_RUN_LABEL: flow_run_id},
+        labels={FLOW_RUN_LABEL: flow_run_id, **({NODE_LABEL: node} if node else {})},
     )
 
 

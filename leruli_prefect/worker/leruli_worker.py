@@ -12,12 +12,14 @@ import asyncio
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import anyio
+import httpx
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.responses import SetStateStatus
-from prefect.exceptions import InfrastructureNotFound
-from prefect.states import Cancelled, Completed, Failed, Running
+from prefect.exceptions import InfrastructureNotFound, ObjectNotFound
+from prefect.states import Cancelled, Completed, Crashed, Failed, Running
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 from pydantic import ValidationError
 
@@ -25,7 +27,7 @@ from leruli_prefect.errors import LeruliError
 from leruli_prefect.job_spec import JobSpec
 from leruli_prefect.settings import load_settings
 from leruli_prefect.storage.s3_client import make_s3_client
-from leruli_prefect.worker import container_runner, staging
+from leruli_prefect.worker import container_runner, leftovers, staging
 from leruli_prefect.worker.cancellation import CancelWatch
 from leruli_prefect.worker.node_config import NodeConfig, load_node_config
 from leruli_prefect.worker.packing import NodeCapacity
@@ -67,6 +69,33 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             cpu_ids=sorted(os.sched_getaffinity(0)),
         )
         self._docker: docker.DockerClient | None = None
+
+    async def setup(self) -> None:
+        """Start as any Prefect worker, then clear what this node left behind if it died mid-job."""
+        await super().setup()
+        try:
+            lost = await asyncio.to_thread(
+                leftovers.remove_leftovers, self._docker_client(), self.node_config.data_dir
+            )
+        except Exception as exc:  # a Docker hiccup must not keep the node from starting
+            self._logger.warning("cannot clear leftovers of an earlier run of this node: %s", exc)
+            return
+        for flow_run_id in lost:
+            await self._write_off(UUID(flow_run_id))
+
+    async def _write_off(self, flow_run_id: UUID) -> None:
+        """A job this node was running when it died: Crashed (`node lost`), or Cancelled if that was asked."""
+        try:
+            flow_run = await self.client.read_flow_run(flow_run_id)
+        except (ObjectNotFound, httpx.HTTPError) as exc:
+            self._logger.warning("leftover job %s not readable: %s", flow_run_id, exc)
+            return
+        state = flow_run.state.type if flow_run.state is not None else None
+        if state == StateType.CANCELLING:
+            await self.client.set_flow_run_state(flow_run_id, Cancelled(message=flow_run.state.message))
+        elif state in (StateType.PENDING, StateType.RUNNING):
+            await self.client.set_flow_run_state(flow_run_id, Crashed(message=leftovers.LOST_REASON))
+        self._logger.info("cleared leftovers of job %s (was %s)", flow_run_id, state)
 
     async def _get_scheduled_flow_runs(self) -> list[WorkerFlowRunResponse]:
         """The scheduled runs this node takes now: those that fit in what is left, oldest first.
@@ -167,6 +196,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 str(flow_run.id),
                 user=config.container_user,
                 cpuset=claim.cpuset if claim else None,
+                node=leftovers.node_label_value(config.data_dir),
             )
             started.report(container.name)
             await watch.on_cancel(lambda: asyncio.to_thread(container_runner.kill_container, container))

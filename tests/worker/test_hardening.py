@@ -36,6 +36,7 @@ def test_node_runs_jobs_hardened_as_its_container_user(
     assert host["Memory"] == host["MemorySwap"] == 300 * 1024 * 1024
     assert host["NanoCpus"] == 1_000_000_000 and host["CpusetCpus"] in {"0", "1"}
     assert config["Config"]["Labels"][container_runner.FLOW_RUN_LABEL] == job_id
+    assert config["Config"]["Labels"][container_runner.NODE_LABEL] == str(gamma_node.data_dir.resolve())
     env = dict(item.split("=", 1) for item in config["Config"]["Env"])
     assert not [name for name in env if name.startswith(("PREFECT_", "LERULI_", "AWS_"))]
 
