@@ -17,9 +17,9 @@ CODE, VERSION = TEST_IMAGE.split(":")
 
 
 @pytest.fixture(scope="module")
-def gamma(server: stack.Server) -> dict[str, str]:
+def nodeless(server: stack.Server) -> dict[str, str]:
     """A group with no node: its jobs stay queued."""
-    return server.init_group("gamma")
+    return server.init_group("nodeless")
 
 
 def _env(
@@ -36,14 +36,14 @@ def _ok(result: object) -> str:
 
 
 def test_admin_adds_and_disables_users_at_once(
-    server: stack.Server, gamma: dict[str, str], s3_env: dict[str, str]
+    server: stack.Server, nodeless: dict[str, str], s3_env: dict[str, str]
 ) -> None:
-    admin = _env(server, gamma, s3_env)
+    admin = _env(server, nodeless, s3_env)
     added = _ok(cli("user", "add", "carol", env=admin))
     carol_secret = added.split()[-1]
     assert carol_secret.startswith("lq_user_")
-    carol = _env(server, gamma, s3_env, carol_secret)
-    assert "carol (user) of group gamma" in _ok(cli("whoami", env=carol))
+    carol = _env(server, nodeless, s3_env, carol_secret)
+    assert "carol (user) of group nodeless" in _ok(cli("whoami", env=carol))
     assert '"name": "carol"' in _ok(cli("user", "list", "--json", env=admin))
 
     refused = cli("user", "add", "mallory", env=carol)
@@ -71,13 +71,13 @@ def test_last_admin_is_never_disabled_or_demoted(server: stack.Server, s3_env: d
 
 
 def test_cancelled_queued_job_never_starts(
-    server: stack.Server, gamma: dict[str, str], s3_env: dict[str, str], job_dir: Path, tmp_path: Path
+    server: stack.Server, nodeless: dict[str, str], s3_env: dict[str, str], job_dir: Path, tmp_path: Path
 ) -> None:
-    admin = _env(server, gamma, s3_env)
+    admin = _env(server, nodeless, s3_env)
     job_id = _ok(cli("submit", CODE, VERSION, "echo ran > ran.txt", cwd=job_dir, env=admin)).strip()
     assert _ok(cli("cancel", cwd=job_dir, env=admin)).strip() == f"{job_id}: Cancelled"
     # A node of the group comes up afterwards: the job must not run.
-    config = stack.write_node_config(tmp_path / "gamma-node.toml", server=server, group=gamma, s3=s3_env)
+    config = stack.write_node_config(tmp_path / "nodeless-node.toml", server=server, group=nodeless, s3=s3_env)
     node = stack.start_node(config)
     try:
         time.sleep(3)
@@ -91,11 +91,11 @@ def test_cancelled_queued_job_never_starts(
 
 
 def test_prune_deletes_an_ended_jobs_bucket_for_its_owner_or_an_admin(
-    server: stack.Server, gamma: dict[str, str], s3_env: dict[str, str], job_dir: Path
+    server: stack.Server, nodeless: dict[str, str], s3_env: dict[str, str], job_dir: Path
 ) -> None:
-    admin = _env(server, gamma, s3_env)
-    dave = _env(server, gamma, s3_env, _ok(cli("user", "add", "dave", env=admin)).split()[-1])
-    erin = _env(server, gamma, s3_env, _ok(cli("user", "add", "erin", env=admin)).split()[-1])
+    admin = _env(server, nodeless, s3_env)
+    dave = _env(server, nodeless, s3_env, _ok(cli("user", "add", "dave", env=admin)).split()[-1])
+    erin = _env(server, nodeless, s3_env, _ok(cli("user", "add", "erin", env=admin)).split()[-1])
     job_id = _ok(cli("submit", CODE, VERSION, "true", cwd=job_dir, env=dave)).strip()
     bucket = (job_dir / "leruli.bucket").read_text().strip()
 
@@ -118,9 +118,9 @@ def test_prune_deletes_an_ended_jobs_bucket_for_its_owner_or_an_admin(
 
 
 def test_login_keeps_the_secret_in_the_keyring_and_the_environment_wins(
-    server: stack.Server, gamma: dict[str, str], s3_env: dict[str, str], tmp_path: Path
+    server: stack.Server, nodeless: dict[str, str], s3_env: dict[str, str], tmp_path: Path
 ) -> None:
-    base = stack.user_environment(server, gamma, s3_env)
+    base = stack.user_environment(server, nodeless, s3_env)
     del base["LERULI_API_SECRET"]
     keyring_env = {
         **base,
@@ -128,11 +128,11 @@ def test_login_keeps_the_secret_in_the_keyring_and_the_environment_wins(
         "PYTHONPATH": str(REPO),
         "LERULI_TEST_KEYRING_FILE": str(tmp_path / "keyring.json"),
     }
-    assert "as admin of group gamma" in _ok(
+    assert "as admin of group nodeless" in _ok(
         cli("login", "--api-secret", gamma["api_secret"], env=keyring_env)
     )
     assert gamma["api_secret"] not in _ok(cli("whoami", env=keyring_env))
-    assert "admin (admin) of group gamma" in _ok(cli("whoami", env=keyring_env))
+    assert "admin (admin) of group nodeless" in _ok(cli("whoami", env=keyring_env))
     frank = _ok(cli("user", "add", "frank", env=keyring_env)).split()[-1]
     assert "frank (user)" in _ok(cli("whoami", env={**keyring_env, "LERULI_API_SECRET": frank}))
 
