@@ -77,7 +77,9 @@ def test_cancelled_queued_job_never_starts(
     job_id = _ok(cli("submit", CODE, VERSION, "echo ran > ran.txt", cwd=job_dir, env=admin)).strip()
     assert _ok(cli("cancel", cwd=job_dir, env=admin)).strip() == f"{job_id}: Cancelled"
     # A node of the group comes up afterwards: the job must not run.
-    config = stack.write_node_config(tmp_path / "nodeless-node.toml", server=server, group=nodeless, s3=s3_env)
+    config = stack.write_node_config(
+        tmp_path / "nodeless-node.toml", server=server, group=nodeless, s3=s3_env
+    )
     node = stack.start_node(config)
     try:
         time.sleep(3)
@@ -129,9 +131,9 @@ def test_login_keeps_the_secret_in_the_keyring_and_the_environment_wins(
         "LERULI_TEST_KEYRING_FILE": str(tmp_path / "keyring.json"),
     }
     assert "as admin of group nodeless" in _ok(
-        cli("login", "--api-secret", gamma["api_secret"], env=keyring_env)
+        cli("login", "--api-secret", nodeless["api_secret"], env=keyring_env)
     )
-    assert gamma["api_secret"] not in _ok(cli("whoami", env=keyring_env))
+    assert nodeless["api_secret"] not in _ok(cli("whoami", env=keyring_env))
     assert "admin (admin) of group nodeless" in _ok(cli("whoami", env=keyring_env))
     frank = _ok(cli("user", "add", "frank", env=keyring_env)).split()[-1]
     assert "frank (user)" in _ok(cli("whoami", env={**keyring_env, "LERULI_API_SECRET": frank}))
@@ -139,7 +141,7 @@ def test_login_keeps_the_secret_in_the_keyring_and_the_environment_wins(
     wrong = cli("login", "--api-secret", "lq_user_wrongwrongwrongwrongwrongwrongwrongwrong1", env=keyring_env)
     assert wrong.returncode == 1 and "API secret not accepted" in wrong.stderr
     no_keyring = {**base, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
-    failed = cli("login", "--api-secret", gamma["api_secret"], env=no_keyring)
+    failed = cli("login", "--api-secret", nodeless["api_secret"], env=no_keyring)
     assert failed.returncode == 1
     assert "no usable keyring" in failed.stderr and "LERULI_API_SECRET" in failed.stderr
 
