@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -10,15 +9,19 @@ import typer
 
 from leruli_prefect.cli.credentials import gateway_client, s3_client
 from leruli_prefect.cli.failures import reports_errors
-from leruli_prefect.errors import ConfigurationError, SubmissionError
-from leruli_prefect.job_spec import JobSpec
+from leruli_prefect.errors import ConfigurationError
 from leruli_prefect.settings import Settings, load_settings
-from leruli_prefect.storage.archive import STDERR_FILE, pack_directory
-from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket, upload_file
+from leruli_prefect.storage.archive import STDERR_FILE
+from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket
+from leruli_prefect.submission import (
+    BUCKET_FILE,
+    JOB_FILE,
+    job_spec,
+    refuse_if_submitted,
+    upload_and_submit,
+    write_markers,
+)
 
-JOB_FILE = "leruli.job"
-BUCKET_FILE = "leruli.bucket"
 # `leruli status` shows the end of joberr.txt for jobs in these states.
 _FAILED_STATES = frozenset({"Failed", "Crashed"})
 _TAIL_LINES = 10
@@ -44,34 +47,12 @@ def submit(
     """Submit the current directory as a job running COMMAND in CODE:VERSION."""
     settings = load_settings()
     directory = Path.cwd()
-    if (directory / JOB_FILE).exists():
-        job_id = (directory / JOB_FILE).read_text().strip()
-        raise SubmissionError(
-            f"this directory was already submitted as job {job_id}; remove {JOB_FILE} to resubmit"
-        )
-    bucket = new_bucket_name()
-    spec = JobSpec(
-        image=f"{code}:{version}",
-        command=" ".join(command),
-        cores=cores,
-        memory_mb=memory,
-        time_limit_s=time * 60,
-        bucket=bucket,
-    )
+    refuse_if_submitted(directory)
+    spec = job_spec(code, version, " ".join(command), cores=cores, memory_mb=memory, time_limit_s=time * 60)
     s3 = s3_client(settings)
-    with gateway_client(settings) as client, tempfile.TemporaryDirectory() as scratch:
-        client.require_api_secret()  # fail before touching S3 when no API secret is set
-        archive = Path(scratch) / ARCHIVE_KEY
-        pack_directory(directory, spec.command, archive)
-        create_bucket(s3, bucket)
-        try:
-            upload_file(s3, archive, bucket, ARCHIVE_KEY)
-            job = client.submit_job(spec)
-        except BaseException:
-            delete_bucket(s3, bucket)  # nothing was submitted: leave nothing behind
-            raise
-    (directory / JOB_FILE).write_text(f"{job.id}\n")
-    (directory / BUCKET_FILE).write_text(f"{bucket}\n")
+    with gateway_client(settings) as client:
+        job = upload_and_submit(client, s3, directory, spec)
+    write_markers(directory, job.id, spec.bucket)
     typer.echo(str(job.id))
 
 
