@@ -9,12 +9,18 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+from prefect.client.schemas.filters import (
+    DeploymentFilter,
+    DeploymentFilterId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling
 
+from leruli_prefect.gateway import bulk_flow_runs
 from leruli_prefect.gateway.models import JobView
 from leruli_prefect.job_spec import (
     FLOW_NAME,
@@ -61,9 +67,49 @@ async def provision_group(
     return deployment_id, flow_id
 
 
-async def create_job_run(client: PrefectClient, *, deployment_id: UUID, spec: JobSpec, owner: str) -> FlowRun:
+def scoped_idempotency_key(deployment_id: UUID, key: str | None) -> str | None:
+    """Prefect scopes idempotency keys by flow, which every group shares: scope them by group too, or one
+    group's key could answer another group's job."""
+    return f"{deployment_id}:{key}" if key else None
+
+
+async def create_job_run(
+    client: PrefectClient,
+    *,
+    deployment_id: UUID,
+    spec: JobSpec,
+    owner: str,
+    idempotency_key: str | None = None,
+) -> FlowRun:
     return await client.create_flow_run_from_deployment(
-        deployment_id, parameters=spec.model_dump(), tags=[owner_tag(owner)]
+        deployment_id,
+        parameters=spec.model_dump(),
+        tags=[owner_tag(owner)],
+        idempotency_key=scoped_idempotency_key(deployment_id, idempotency_key),
+    )
+
+
+async def create_job_runs(
+    *, deployment_id: UUID, specs: list[tuple[JobSpec, str | None]], owner: str
+) -> list[bulk_flow_runs.RunCreated]:
+    """Many jobs at once, in one transaction (see `bulk_flow_runs`)."""
+    requests = [
+        bulk_flow_runs.RunRequest(
+            parameters=spec.model_dump(),
+            tags=[owner_tag(owner)],
+            idempotency_key=scoped_idempotency_key(deployment_id, key),
+        )
+        for spec, key in specs
+    ]
+    return await bulk_flow_runs.create_flow_runs(deployment_id, requests)
+
+
+async def read_job_runs(client: PrefectClient, *, run_ids: list[UUID], deployment_id: UUID) -> list[FlowRun]:
+    """Those of the runs that exist in the group (others are left out, as if they did not exist)."""
+    return await client.read_flow_runs(
+        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)),
+        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+        limit=len(run_ids),
     )
 
 

@@ -29,6 +29,31 @@ class GroupCreated(BaseModel):
 class JobSubmit(JobSpec):
     """A job to create; its bucket must already hold `run.tgz`."""
 
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="Resubmitting with the same key (per group) answers the first job, not a second one.",
+    )
+
+
+class JobBatch(BaseModel):
+    jobs: list[JobSubmit] = Field(min_length=1, max_length=1000)
+
+
+class JobCreated(BaseModel):
+    id: UUID
+    name: str
+    existed: bool = Field(description="True when the idempotency key named an earlier job, which is answered")
+
+
+class JobBatchCreated(BaseModel):
+    jobs: list[JobCreated] = Field(description="One entry per submitted job, in the order submitted")
+
+
+class JobLookup(BaseModel):
+    ids: list[UUID] = Field(min_length=1, max_length=200)
+
 
 class JobList(BaseModel):
     jobs: list[JobView]

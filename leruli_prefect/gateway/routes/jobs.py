@@ -10,7 +10,16 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from leruli_prefect.gateway import audit, job_runs
 from leruli_prefect.gateway.callers import Caller
 from leruli_prefect.gateway.deps import MemberDep, StateDep, UserDep, caller_group, caller_user, source_of
-from leruli_prefect.gateway.models import JobList, JobSubmit, JobView, PruneGrant
+from leruli_prefect.gateway.models import (
+    JobBatch,
+    JobBatchCreated,
+    JobCreated,
+    JobList,
+    JobLookup,
+    JobSubmit,
+    JobView,
+    PruneGrant,
+)
 from leruli_prefect.gateway.state import GatewayState
 from leruli_prefect.job_spec import JobSpec
 
@@ -28,8 +37,33 @@ async def submit_job(body: JobSubmit, caller: UserDep, state: StateDep) -> JobVi
         deployment_id=UUID(group.deployment_id),
         spec=JobSpec.model_validate(body.model_dump()),
         owner=caller.name,
+        idempotency_key=body.idempotency_key,
     )
     return job_runs.job_view(flow_run)
+
+
+@router.post("/jobs/batch", status_code=status.HTTP_201_CREATED)
+async def submit_jobs(body: JobBatch, caller: UserDep) -> JobBatchCreated:
+    """Many jobs in one request, created in one transaction; idempotency keys make resubmission safe."""
+    group = caller_group(caller)
+    created = await job_runs.create_job_runs(
+        deployment_id=UUID(group.deployment_id),
+        specs=[(JobSpec.model_validate(job.model_dump()), job.idempotency_key) for job in body.jobs],
+        owner=caller.name,
+    )
+    return JobBatchCreated(
+        jobs=[JobCreated(id=run.id, name=run.name, existed=run.existed) for run in created]
+    )
+
+
+@router.post("/jobs/lookup")
+async def lookup_jobs(body: JobLookup, caller: MemberDep, state: StateDep) -> JobList:
+    """The jobs among `ids` that exist in the caller's group (the others are left out)."""
+    group = caller_group(caller)
+    flow_runs = await job_runs.read_job_runs(
+        state.prefect, run_ids=body.ids, deployment_id=UUID(group.deployment_id)
+    )
+    return JobList(jobs=[job_runs.job_view(flow_run) for flow_run in flow_runs])
 
 
 @router.get("/jobs/{job_id}")
