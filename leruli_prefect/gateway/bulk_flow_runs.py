@@ -91,7 +91,7 @@ async def create_flow_runs(deployment_id: UUID, requests: Sequence[RunRequest]) 
         if batch.flow_runs:
             await session.execute(sa.insert(db.FlowRun), batch.flow_runs)
             await session.execute(sa.insert(db.FlowRunState), batch.states)
-            # flow_run.state_id points at flow_run_state, whose rows point back: set it once both exist. A Core
+            # flow_run.state_id points at flow_run_state, whose rows point back: set it once both exist; a
             # statement with `updated` given, since the ORM's onupdate default cannot be sent in a batch.
             table = db.FlowRun.__table__
             await session.execute(
