@@ -49,6 +49,19 @@ class GatewayClient:
             self._call("POST", "/v1/jobs", self.require_api_secret(), json=spec.model_dump())
         )
 
+    def submit_jobs(self, jobs: list[tuple[JobSpec, str]]) -> list[dict[str, Any]]:
+        """Create many jobs in one request; each with an idempotency key, so that resending is safe.
+
+        Returns `{"id", "name", "existed"}` per job, in order.
+        """
+        body = {"jobs": [{**spec.model_dump(), "idempotency_key": key} for spec, key in jobs]}
+        return self._call("POST", "/v1/jobs/batch", self.require_api_secret(), json=body)["jobs"]
+
+    def lookup_jobs(self, job_ids: list[str]) -> list[JobView]:
+        """The jobs among `job_ids` that exist in the group (at most 200 per call)."""
+        body = self._call("POST", "/v1/jobs/lookup", self._reader(), json={"ids": job_ids})
+        return [JobView.model_validate(job) for job in body["jobs"]]
+
     def job(self, job_id: UUID | str) -> JobView:
         return JobView.model_validate(self._call("GET", f"/v1/jobs/{job_id}", self._reader()))
 

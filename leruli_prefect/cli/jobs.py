@@ -43,8 +43,17 @@ def submit(
     cores: Annotated[int, typer.Option(help="Cores (also OMP_NUM_THREADS and kin)")] = 1,
     memory: Annotated[int, typer.Option(help="Memory limit in MB")] = 4000,
     time: Annotated[int, typer.Option(help="Time limit in minutes")] = 1440,
+    batch: Annotated[
+        str | None,
+        typer.Option(help="Submit many directories: a glob such as 'case-?/run-*/' or a file listing them"),
+    ] = None,
 ) -> None:
-    """Submit the current directory as a job running COMMAND in CODE:VERSION."""
+    """Submit the current directory (or, with --batch, many) as a job running COMMAND in CODE:VERSION."""
+    if batch is not None:
+        from leruli_prefect.cli.batch import submit_directories
+
+        limits = {"cores": cores, "memory_mb": memory, "time_limit_s": time * 60}
+        return submit_directories(batch, code, version, " ".join(command), **limits)
     settings = load_settings()
     directory = Path.cwd()
     refuse_if_submitted(directory)
@@ -59,8 +68,15 @@ def submit(
 @reports_errors
 def status(
     job_id: Annotated[str | None, typer.Argument(help="Job id; default: the one in ./leruli.job")] = None,
+    batch: Annotated[
+        str | None, typer.Option(help="Summarize many directories: a glob or a file listing them")
+    ] = None,
 ) -> None:
-    """Print a job's state, and the reason when it did not complete."""
+    """Print a job's state and why; in a tree of submitted directories (or with --batch), a summary."""
+    if batch is not None or (job_id is None and not (Path.cwd() / JOB_FILE).exists()):
+        from leruli_prefect.cli.batch import summarize_directories
+
+        return summarize_directories(batch)
     settings = load_settings()
     job_id = job_id or read_marker(JOB_FILE, "job id")
     with gateway_client(settings) as client:

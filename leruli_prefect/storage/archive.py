@@ -18,7 +18,7 @@ STDERR_FILE = "joberr.txt"
 # Names the job contract gives a meaning: inputs may not use them.
 RESERVED_NAMES = frozenset({RUN_SCRIPT, STDOUT_FILE, STDERR_FILE})
 # Files the client writes into a submitted directory; they describe the submission, they are not inputs.
-CLIENT_FILES = frozenset({"leruli.job", "leruli.bucket"})
+CLIENT_FILES = frozenset({"leruli.job", "leruli.bucket", "leruli.pending"})
 DEFAULT_MAX_UNPACKED_BYTES = 20 * 1024**3
 
 
