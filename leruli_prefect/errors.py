@@ -37,3 +37,11 @@ class UnsafeArchiveError(LeruliError):
 
 class SubmissionError(LeruliError):
     """A directory cannot be submitted as it is (already submitted, reserved names used, ...)."""
+
+
+class JobFailedError(LeruliError):
+    """A job ended in another state than Completed; `job` is its final view (state and reason)."""
+
+    def __init__(self, message: str, job: object) -> None:
+        super().__init__(message)
+        self.job = job
