@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -71,9 +72,12 @@ def status(
     batch: Annotated[
         str | None, typer.Option(help="Summarize many directories: a glob or a file listing them")
     ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the job as JSON (for scripts)")] = False,
 ) -> None:
     """Print a job's state and why; in a tree of submitted directories (or with --batch), a summary."""
     if batch is not None or (job_id is None and not (Path.cwd() / JOB_FILE).exists()):
+        if as_json:
+            raise ConfigurationError("--json shows one job; give its id or run it in the job's directory")
         from leruli_prefect.cli.batch import summarize_directories
 
         return summarize_directories(batch)
@@ -81,12 +85,15 @@ def status(
     job_id = job_id or read_marker(JOB_FILE, "job id")
     with gateway_client(settings) as client:
         job = client.job(job_id)
+    tail = _stderr_tail(settings, job.bucket) if job.state in _FAILED_STATES and job.bucket else ""
+    if as_json:
+        # The job as the REST API gives it, plus the end of joberr.txt (null unless it failed).
+        typer.echo(json.dumps({**job.model_dump(mode="json"), "stderr_tail": tail or None}, indent=2))
+        return
     typer.echo(f"{job.state}: {job.reason}" if job.reason else job.state)
-    if job.state in _FAILED_STATES and job.bucket:
-        tail = _stderr_tail(settings, job.bucket)
-        if tail:
-            typer.echo(f"Last lines of {STDERR_FILE}:")
-            typer.echo(tail)
+    if tail:
+        typer.echo(f"Last lines of {STDERR_FILE}:")
+        typer.echo(tail)
 
 
 def _stderr_tail(settings: Settings, bucket: str) -> str:
