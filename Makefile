@@ -1,11 +1,15 @@
 # Two commands a new user needs: `make demo` and `make test` (see README.md).
-.PHONY: demo test stop deps lint
+.PHONY: demo test bench stop deps lint
 
 demo:
 	scripts/demo.sh
 
 test:
 	scripts/test.sh
+
+# Benchmarks against the machine's own limits (about 10 minutes); figures in bench/RESULTS.md.
+bench:
+	bench/bench.sh
 
 stop:
 	scripts/stack.sh stop

@@ -1,0 +1,1 @@
+"""Benchmarks of leruli-prefect against what the machine allows (`make bench`); see bench/RESULTS.md."""

@@ -1,0 +1,132 @@
+"""Row 3: submitting many small jobs, against the storage ceiling and Prefect's one-by-one creation.
+
+- storage ceiling: each directory's bucket made and its input uploaded directly with boto3, concurrently;
+- Prefect client: flow runs of the group's deployment created one by one by the operator through
+  `/prefect/api` (what the server can create without a bulk path);
+- end to end: the `leruli submit` path (pack, bucket, upload, `POST /v1/jobs`) over a thread pool;
+- bulk: the same through `GatewayClient.submit_jobs`, once it exists.
+
+The jobs go to a group no node serves: they stay queued and cost nothing to run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bench.bench_stack import CONCURRENCY
+from bench.job_submission import make_small_directories, stage_directory, submit_directory, trivial_spec
+from bench.results_table import Figure
+from bench.timing import timed
+from leruli_prefect.client import GatewayClient
+from leruli_prefect.job_spec import FLOW_NAME, deployment_name
+from leruli_prefect.storage.buckets import create_bucket, new_bucket_name
+from leruli_prefect.storage.transfer import upload_file
+
+if TYPE_CHECKING:
+    from bench.bench_stack import BenchStack
+
+BATCH_GROUP = "bench-batch"
+CEILING_FRACTION_TARGET = 0.8
+SERVER_CREATION_TARGET = 1000.0  # jobs/s
+
+
+def storage_ceiling(bench: BenchStack, directories: list[Path]) -> float:
+    """Jobs/s for one bucket per directory and its files uploaded, straight through boto3."""
+
+    def store(directory: Path) -> None:
+        s3 = bench.s3()
+        bucket = new_bucket_name()
+        create_bucket(s3, bucket)
+        bench.created_bucket(bucket)
+        for path in directory.iterdir():
+            upload_file(s3, path, bucket, path.name)
+
+    with timed() as span, ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(store, directories))
+    return len(directories) / span.seconds
+
+
+def prefect_one_by_one(bench: BenchStack, runs: int) -> float:
+    """Flow runs/s created one at a time through Prefect's client, as the operator."""
+    from prefect.client.orchestration import PrefectClient
+
+    parameters = trivial_spec().model_dump()
+
+    async def create() -> float:
+        api = f"{bench.server.url}/prefect/api"
+        async with PrefectClient(api, auth_string=bench.server.operator_secret) as client:
+            deployment = await client.read_deployment_by_name(f"{FLOW_NAME}/{deployment_name(BATCH_GROUP)}")
+            with timed() as span:
+                for _ in range(runs):
+                    await client.create_flow_run_from_deployment(deployment.id, parameters=parameters)
+            return runs / span.seconds
+
+    return asyncio.run(create())
+
+
+def end_to_end(bench: BenchStack, directories: list[Path]) -> float:
+    """Jobs/s through the `leruli submit` path, `CONCURRENCY` submissions at a time."""
+    with timed() as span, ThreadPoolExecutor(CONCURRENCY) as pool:
+        list(pool.map(lambda directory: submit_directory(bench, BATCH_GROUP, directory), directories))
+    return len(directories) / span.seconds
+
+
+def bulk(bench: BenchStack, directories: list[Path]) -> float | None:
+    """Jobs/s through the bulk path (stage concurrently, then one bulk call); None until it exists."""
+    if not hasattr(GatewayClient, "submit_jobs"):
+        return None
+    with timed() as span:
+        with ThreadPoolExecutor(CONCURRENCY) as pool:
+            specs = list(pool.map(lambda directory: stage_directory(bench, directory, "true"), directories))
+        submit_jobs: Any = bench.gateway(BATCH_GROUP).submit_jobs
+        submit_jobs(specs)
+    return len(directories) / span.seconds
+
+
+def measure(bench: BenchStack, jobs: int = 1000, slow_jobs: int = 300) -> list[Figure]:
+    """`jobs` directories for the storage ceiling and the bulk path; `slow_jobs` for the paths that create
+    flow runs one at a time (a few per second here: 1000 of each would take most of the 15 minutes)."""
+    bench.group(BATCH_GROUP)
+    root = bench.scratch / "batch"
+    ceiling = storage_ceiling(bench, make_small_directories(root / "ceiling", jobs))
+    bench.delete_buckets()  # a store full of earlier buckets would slow the next path down
+    created = prefect_one_by_one(bench, slow_jobs)
+    submitted = end_to_end(bench, make_small_directories(root / "end-to-end", slow_jobs))
+    bench.delete_buckets()
+    figures = [
+        Figure("3a", f"storage ceiling: {jobs} buckets + uploads, boto3", f"{ceiling:.1f} jobs/s"),
+        Figure(
+            "3b",
+            f"server-side creation: {slow_jobs} flow runs one by one, Prefect client",
+            f"{created:.1f} runs/s",
+            target=f">= {SERVER_CREATION_TARGET:g} jobs/s",
+            met=created >= SERVER_CREATION_TARGET,
+        ),
+        Figure(
+            "3c",
+            f"end to end: {slow_jobs} dirs, leruli submit path, {CONCURRENCY} threads",
+            f"{submitted:.1f} jobs/s",
+            baseline=f"{ceiling:.1f} jobs/s (3a)",
+            ratio=submitted / ceiling,
+            target=f"ratio >= {CEILING_FRACTION_TARGET:g}",
+            met=submitted / ceiling >= CEILING_FRACTION_TARGET,
+        ),
+    ]
+    bulk_rate = bulk(bench, make_small_directories(root / "bulk", jobs))
+    bench.delete_buckets()
+    if bulk_rate is not None:
+        figures.append(
+            Figure(
+                "3d",
+                f"bulk: {jobs} dirs staged, one submit_jobs call",
+                f"{bulk_rate:.1f} jobs/s",
+                baseline=f"{ceiling:.1f} jobs/s (3a)",
+                ratio=bulk_rate / ceiling,
+                target=f"ratio >= {CEILING_FRACTION_TARGET:g}",
+                met=bulk_rate / ceiling >= CEILING_FRACTION_TARGET,
+            )
+        )
+    return figures

@@ -1,0 +1,93 @@
+"""Row 4: 1 GiB of inputs and outputs through a job, against the same bytes moved directly with boto3.
+
+The job gets a 512 MiB input and copies it to a 512 MiB output. Through the product: `leruli submit`
+(pack, bucket, upload), the node's stage in and stage out, then `leruli get` (download the bucket); the
+container's own run time (start to die) is taken off. Directly: the four transfers that job implies
+(input up, input down to the node, output up, output down to the user), with the same boto3 settings.
+Random bytes, so that compression gains nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import TYPE_CHECKING
+
+from bench.bench_stack import RUN_GROUP
+from bench.job_states import wait_until_final
+from bench.job_submission import post_job, stage_directory
+from bench.results_table import Figure
+from bench.timing import timed
+from leruli_prefect.storage.buckets import create_bucket, new_bucket_name
+from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket, download_file, upload_file
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from bench.bench_stack import BenchStack
+    from bench.container_events import ContainerEvents
+
+HALF_GIB = 512 * 1024**2
+RATIO_TARGET = 0.8
+_CHUNK = 16 * 1024**2
+
+
+def write_random_file(path: Path, size: int) -> None:
+    with open(path, "wb") as handle:
+        for _ in range(size // _CHUNK):
+            handle.write(os.urandom(_CHUNK))
+
+
+def direct_transfers(bench: BenchStack, source: Path, work: Path) -> float:
+    """Seconds for the job's four transfers of `source` done with boto3 alone."""
+    s3 = bench.s3()
+    bucket = new_bucket_name()
+    create_bucket(s3, bucket)
+    bench.created_bucket(bucket)
+    with timed() as span:
+        upload_file(s3, source, bucket, "input.bin")
+        download_file(s3, bucket, "input.bin", work / "node-input.bin")
+        upload_file(s3, work / "node-input.bin", bucket, "output.bin")
+        download_file(s3, bucket, "output.bin", work / "user-output.bin")
+    return span.seconds
+
+
+def through_job(bench: BenchStack, events: ContainerEvents, job_dir: Path, work: Path) -> tuple[float, float]:
+    """Seconds from `leruli submit` to `leruli get` done, less the container's run; and that run."""
+    with timed() as span:
+        spec = stage_directory(bench, job_dir, "cp input.bin output.bin", memory_mb=2000)
+        job_id = post_job(bench, RUN_GROUP, spec)
+        state = wait_until_final(bench, RUN_GROUP, job_id, timeout=600)
+        download_bucket(bench.s3(), spec.bucket, work / "got", skip=frozenset({ARCHIVE_KEY}))
+    if state != "Completed":
+        raise RuntimeError(f"staging job {job_id} ended {state}")
+    container = events.wait_for("die", str(job_id), 10) - events.wait_for("start", str(job_id), 10)
+    return span.seconds - container, container
+
+
+def measure(bench: BenchStack, events: ContainerEvents) -> list[Figure]:
+    work = bench.scratch / "staging"
+    job_dir = work / "job"
+    job_dir.mkdir(parents=True)
+    write_random_file(job_dir / "input.bin", HALF_GIB)
+    try:
+        direct = direct_transfers(bench, job_dir / "input.bin", work)
+        (work / "node-input.bin").unlink()
+        (work / "user-output.bin").unlink()
+        job, container = through_job(bench, events, job_dir, work)
+    finally:
+        bench.delete_buckets()
+        shutil.rmtree(work, ignore_errors=True)
+    gib = 2 * HALF_GIB / 1024**3
+    ratio = direct / job
+    return [
+        Figure(
+            "4",
+            f"staging 512 MiB in + 512 MiB out (container's {container:.1f} s taken off)",
+            f"{gib / job * 1024:.0f} MiB/s ({job:.1f} s)",
+            baseline=f"{gib / direct * 1024:.0f} MiB/s ({direct:.1f} s) boto3",
+            ratio=ratio,
+            target=f"ratio >= {RATIO_TARGET:g}",
+            met=ratio >= RATIO_TARGET,
+        )
+    ]
