@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bench.batch_submission import submit_in_bulk
 from bench.bench_stack import CONCURRENCY
 from bench.job_submission import post_job, trivial_spec
 from bench.timing import timed
+from leruli_prefect.client import GatewayClient
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -42,7 +44,10 @@ def seed_backlog(bench: BenchStack, group: str, total: int, rest_sample: int) ->
     rest_rate = rest_sample / span.seconds
     clones = total - rest_sample
     with timed() as span:
-        cloned_ids = clone_flow_run(bench.server.data_dir / "prefect.db", rest_ids[0], clones)
+        if hasattr(GatewayClient, "submit_jobs"):  # the bulk path: `POST /v1/jobs/batch`
+            cloned_ids = submit_in_bulk(bench, group, [spec] * clones)
+        else:
+            cloned_ids = clone_flow_run(bench.server.data_dir / "prefect.db", rest_ids[0], clones)
     return Backlog(
         job_ids=rest_ids + cloned_ids,
         rest_jobs=rest_sample,

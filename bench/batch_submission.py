@@ -12,9 +12,11 @@ The jobs go to a group no node serves: they stay queued and cost nothing to run.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+from uuid import UUID
 
 from bench.bench_stack import CONCURRENCY
 from bench.job_submission import make_small_directories, stage_directory, submit_directory, trivial_spec
@@ -27,6 +29,7 @@ from leruli_prefect.storage.transfer import upload_file
 
 if TYPE_CHECKING:
     from bench.bench_stack import BenchStack
+    from leruli_prefect.job_spec import JobSpec
 
 BATCH_GROUP = "bench-batch"
 CEILING_FRACTION_TARGET = 0.8
@@ -74,16 +77,30 @@ def end_to_end(bench: BenchStack, directories: list[Path]) -> float:
     return len(directories) / span.seconds
 
 
-def bulk(bench: BenchStack, directories: list[Path]) -> float | None:
-    """Jobs/s through the bulk path (stage concurrently, then one bulk call); None until it exists."""
+BULK_CALL_JOBS = 1000  # the most one `POST /v1/jobs/batch` takes
+
+
+def submit_in_bulk(bench: BenchStack, group: str, specs: list[JobSpec]) -> list[UUID]:
+    """`GatewayClient.submit_jobs` in calls of at most `BULK_CALL_JOBS`; returns the job ids."""
+    client = bench.gateway(group)
+    ids: list[UUID] = []
+    for start in range(0, len(specs), BULK_CALL_JOBS):
+        chunk = [(spec, uuid.uuid4().hex) for spec in specs[start : start + BULK_CALL_JOBS]]
+        ids += [UUID(str(job["id"])) for job in client.submit_jobs(chunk)]
+    return ids
+
+
+def bulk(bench: BenchStack, directories: list[Path]) -> tuple[float, float] | None:
+    """Jobs/s through the bulk path (stage concurrently, then bulk calls), and runs/s of the bulk calls
+    alone (the server-side creation); None while the bulk path does not exist."""
     if not hasattr(GatewayClient, "submit_jobs"):
         return None
-    with timed() as span:
+    with timed() as whole:
         with ThreadPoolExecutor(CONCURRENCY) as pool:
             specs = list(pool.map(lambda directory: stage_directory(bench, directory, "true"), directories))
-        submit_jobs: Any = bench.gateway(BATCH_GROUP).submit_jobs
-        submit_jobs(specs)
-    return len(directories) / span.seconds
+        with timed() as creation:
+            submit_in_bulk(bench, BATCH_GROUP, specs)
+    return len(directories) / whole.seconds, len(directories) / creation.seconds
 
 
 def measure(bench: BenchStack, jobs: int = 1000, slow_jobs: int = 300) -> list[Figure]:
@@ -98,13 +115,7 @@ def measure(bench: BenchStack, jobs: int = 1000, slow_jobs: int = 300) -> list[F
     bench.delete_buckets()
     figures = [
         Figure("3a", f"storage ceiling: {jobs} buckets + uploads, boto3", f"{ceiling:.1f} jobs/s"),
-        Figure(
-            "3b",
-            f"server-side creation: {slow_jobs} flow runs one by one, Prefect client",
-            f"{created:.1f} runs/s",
-            target=f">= {SERVER_CREATION_TARGET:g} jobs/s",
-            met=created >= SERVER_CREATION_TARGET,
-        ),
+        Figure("3b", f"{slow_jobs} flow runs one by one, Prefect client (operator)", f"{created:.1f} runs/s"),
         Figure(
             "3c",
             f"end to end: {slow_jobs} dirs, leruli submit path, {CONCURRENCY} threads",
@@ -115,18 +126,28 @@ def measure(bench: BenchStack, jobs: int = 1000, slow_jobs: int = 300) -> list[F
             met=submitted / ceiling >= CEILING_FRACTION_TARGET,
         ),
     ]
-    bulk_rate = bulk(bench, make_small_directories(root / "bulk", jobs))
+    bulk_rates = bulk(bench, make_small_directories(root / "bulk", jobs))
     bench.delete_buckets()
-    if bulk_rate is not None:
+    if bulk_rates is not None:
+        bulk_rate, bulk_creation = bulk_rates
         figures.append(
             Figure(
                 "3d",
-                f"bulk: {jobs} dirs staged, one submit_jobs call",
+                f"bulk end to end: {jobs} dirs staged ({CONCURRENCY} threads), submit_jobs",
                 f"{bulk_rate:.1f} jobs/s",
                 baseline=f"{ceiling:.1f} jobs/s (3a)",
                 ratio=bulk_rate / ceiling,
                 target=f"ratio >= {CEILING_FRACTION_TARGET:g}",
                 met=bulk_rate / ceiling >= CEILING_FRACTION_TARGET,
+            )
+        )
+        figures.append(
+            Figure(
+                "3e",
+                f"server-side creation: POST /v1/jobs/batch, {jobs} jobs",
+                f"{bulk_creation:.0f} jobs/s",
+                target=f">= {SERVER_CREATION_TARGET:g} jobs/s",
+                met=bulk_creation >= SERVER_CREATION_TARGET,
             )
         )
     return figures

@@ -53,7 +53,7 @@ def measure(
         ),
         Figure(
             "6",
-            f"backlog: {backlog.cloned_jobs} more by bulk insert into Prefect's tables",
+            f"backlog: {backlog.cloned_jobs} more by POST /v1/jobs/batch (else a raw insert)",
             f"{backlog.clone_rate:.0f} runs/s",
         ),
         Figure(
