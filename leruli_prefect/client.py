@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from uuid import UUID
 
@@ -10,6 +11,7 @@ import httpx
 from leruli_prefect.errors import AuthenticationError, ConfigurationError, GatewayError
 from leruli_prefect.job_spec import JobSpec, JobView
 
+BUSY_RETRIES = 6
 # How a node proves it belongs to a group (Prefect's client sends them as custom headers too).
 GROUP_TOKEN_HEADER = "X-Leruli-Group-Token"
 COMPUTE_SECRET_HEADER = "X-Leruli-Compute-Secret"
@@ -126,16 +128,29 @@ class GatewayClient:
     def _call(self, method: str, path: str, credential: str | None, **kwargs: Any) -> Any:
         if credential is not None:
             kwargs["headers"] = {"Authorization": f"Bearer {credential}"}
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise GatewayError(f"cannot reach the gateway at {self.baseurl}: {exc}", 0) from exc
+        for attempt in range(BUSY_RETRIES + 1):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                raise GatewayError(f"cannot reach the gateway at {self.baseurl}: {exc}", 0) from exc
+            # 503 means the server changed nothing (busy database): the same request is safe to send again.
+            if response.status_code != 503 or attempt == BUSY_RETRIES:
+                break
+            time.sleep(_retry_after(response, attempt))
         if response.status_code >= 400:
             detail = _detail(response)
             if response.status_code == 401:
                 raise AuthenticationError(detail, 401)
             raise GatewayError(detail, response.status_code)
         return response.json()
+
+
+def _retry_after(response: httpx.Response, attempt: int) -> float:
+    try:
+        hinted = float(response.headers.get("Retry-After", "1"))
+    except ValueError:
+        hinted = 1.0
+    return min(hinted * (1.5**attempt), 10.0)
 
 
 def _detail(response: httpx.Response) -> str:

@@ -14,6 +14,9 @@ from pydantic import BaseModel, Field, field_validator
 
 FLOW_NAME = "leruli_job"
 OWNER_TAG_PREFIX = "leruli-owner:"
+# Set on a job before its cancel, and never removed: a node that claimed the job in the same instant (when
+# Prefect would let its Running proposal replace the Cancelled state) still sees it and stops the job.
+CANCEL_TAG = "leruli-cancel-requested"
 GROUP_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
 # Bucket names are S3-legal and unguessable: `leruli-` and 32 hex digits (128 random bits).
 BUCKET_PATTERN = r"^leruli-[0-9a-f]{32}$"

@@ -29,6 +29,7 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
     """Build the server app; Prefect's settings must already be in the environment (`prefect_environment`)."""
     from prefect.client.orchestration import PrefectClient
     from prefect.server.api.server import create_app as create_prefect_app
+    from prefect.server.api.server import is_client_retryable_exception
 
     prefect_app = create_prefect_app(final=True)
     engine = make_engine(config.gateway_database_url)
@@ -70,6 +71,15 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        if is_client_retryable_exception(exc):
+            # SQLite busy under concurrent writers, a dropped database connection: nothing was changed, and
+            # the same request will work in a moment (Prefect answers its own such errors the same way).
+            logger.warning("busy on %s %s: %s", request.method, request.url.path, exc)
+            return JSONResponse(
+                status_code=503,
+                content={"detail": "the server is busy; retry in a moment"},
+                headers={"Retry-After": "1"},
+            )
         logger.exception("internal error on %s %s", request.method, request.url.path)
         return JSONResponse(status_code=500, content={"detail": "internal server error; see the server log"})
 

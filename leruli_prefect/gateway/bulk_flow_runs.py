@@ -62,7 +62,8 @@ async def create_flow_runs(deployment_id: UUID, requests: Sequence[RunRequest]) 
     creates nothing and answers that run.
     """
     db = provide_database_interface()
-    async with db.session_context(begin_transaction=True) as session:
+    # IMMEDIATE on SQLite: take the write lock first and wait for it, rather than fail to upgrade later.
+    async with db.session_context(begin_transaction=True, with_for_update=True) as session:
         deployment = await models.deployments.read_deployment(session=session, deployment_id=deployment_id)
         if deployment is None:
             raise LookupError(f"no deployment {deployment_id}")

@@ -23,6 +23,7 @@ from prefect.states import Cancelled, Cancelling
 from leruli_prefect.gateway import bulk_flow_runs
 from leruli_prefect.gateway.models import JobView
 from leruli_prefect.job_spec import (
+    CANCEL_TAG,
     FLOW_NAME,
     OWNER_TAG_PREFIX,
     JobSpec,
@@ -40,9 +41,9 @@ PRUNED_TAG = "leruli-pruned"
 # States after which a job's reason is worth showing (the message of a Completed state is noise).
 _REASON_STATES = {"FAILED", "CRASHED", "CANCELLED", "CANCELLING"}
 FINAL_STATES = {StateType.COMPLETED, StateType.FAILED, StateType.CRASHED, StateType.CANCELLED}
-# Runs whose container has not started: cancelling them ends them at once (a node that claimed one meanwhile
-# finds its Running proposal refused and never starts it).
-_NOT_STARTED = {StateType.SCHEDULED, StateType.PENDING, StateType.PAUSED}
+# Runs no node has claimed: cancelling them ends them at once. A claimed (Pending) or Running run goes to
+# Cancelling, from which Prefect lets only Cancelled follow, so its node stops it.
+_UNCLAIMED = {StateType.SCHEDULED, StateType.PAUSED}
 
 
 async def provision_group(
@@ -141,11 +142,16 @@ def state_type(flow_run: FlowRun) -> StateType | None:
 
 
 async def cancel_job_run(client: PrefectClient, *, flow_run: FlowRun, by: str) -> None:
-    """Cancel a job that has not ended: at once if it has not started, else ask its node to stop it."""
+    """Cancel a job that has not ended: at once if no node has it, else ask its node to stop it.
+
+    The cancel tag goes on first: Prefect lets a Running proposal follow Cancelled (to rerun a flow), so a
+    node that claimed the job in the same instant would otherwise run it; its cancel watch sees the tag.
+    """
+    if CANCEL_TAG not in flow_run.tags:
+        await client.update_flow_run(flow_run.id, tags=[*flow_run.tags, CANCEL_TAG])
     message = f"cancelled by {by}"
-    new_state = (
-        Cancelled(message=message) if state_type(flow_run) in _NOT_STARTED else Cancelling(message=message)
-    )
+    unclaimed = state_type(flow_run) in _UNCLAIMED
+    new_state = Cancelled(message=message) if unclaimed else Cancelling(message=message)
     await client.set_flow_run_state(flow_run.id, new_state, force=True)
 
 

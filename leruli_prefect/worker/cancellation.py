@@ -1,6 +1,7 @@
 """Watching a running job for a cancel: Prefect's worker never stops infrastructure it has started.
 
-A cancel is the flow run's state becoming Cancelling (or Cancelled). While a job runs, the node reads its
+A cancel is the flow run's state becoming Cancelling (or Cancelled), or the gateway's cancel tag on it (which
+outlives a state that a racing Running proposal replaced). While a job runs, the node reads its
 flow run every `cancel_poll_seconds` (one cheap GET, allowed for nodes by the gateway) and, on a cancel, runs
 the job's stop action (kill its container) at once.
 """
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING
 import anyio
 import httpx
 from prefect.client.schemas.objects import StateType
+
+from leruli_prefect.job_spec import CANCEL_TAG
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -53,6 +56,10 @@ class CancelWatch:
             if flow_run.state is not None and flow_run.state.type in CANCEL_STATES:
                 self.requested = True
                 self.message = flow_run.state.message
+            elif CANCEL_TAG in flow_run.tags:
+                # Cancelled while this node was claiming it: our Running replaced the Cancelled state.
+                self.requested = True
+                self.message = "cancelled while starting"
         if self._stop is not None:
             await self._stop()
 
