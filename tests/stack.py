@@ -40,6 +40,19 @@ def s3_environment() -> dict[str, str]:
     return env
 
 
+def s3_client(s3: dict[str, str]):  # noqa: ANN201 - a boto3 S3 client
+    """A plain boto3 client on the test S3, to look at buckets behind the product's back."""
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=s3["LERULI_S3_SERVER"],
+        aws_access_key_id=s3["LERULI_S3_ACCESS"],
+        aws_secret_access_key=s3["LERULI_S3_SECRET"],
+        region_name="us-east-1",
+    )
+
+
 def ensure_docker_and_test_image() -> None:
     subprocess.run([REPO / "scripts" / "docker.sh", "start"], check=True, capture_output=True)
     subprocess.run([REPO / "scripts" / "build-test-image.sh"], check=True, capture_output=True)

@@ -1,4 +1,4 @@
-"""A keyring backend in a JSON file, so that `leruli login` in one process is seen by the next (tests only)."""
+"""A keyring backend in a JSON file, so `leruli login` in one process is seen by the next (tests only)."""
 
 from __future__ import annotations
 

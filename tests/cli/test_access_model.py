@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 from botocore.exceptions import ClientError
@@ -108,13 +107,7 @@ def test_prune_deletes_an_ended_jobs_bucket_for_its_owner_or_an_admin(
     assert other.returncode == 1 and "only the job's owner or an admin" in other.stderr
 
     assert f"bucket {bucket}" in _ok(cli("task-prune", cwd=job_dir, env=dave))
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_env["LERULI_S3_SERVER"],
-        aws_access_key_id=s3_env["LERULI_S3_ACCESS"],
-        aws_secret_access_key=s3_env["LERULI_S3_SECRET"],
-        region_name="us-east-1",
-    )
+    s3 = stack.s3_client(s3_env)
     with pytest.raises(ClientError):
         s3.head_bucket(Bucket=bucket)
 

@@ -7,7 +7,6 @@ import tarfile
 import uuid
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 from botocore.exceptions import ClientError
@@ -97,13 +96,7 @@ def test_wrong_api_secret_is_refused_clearly_and_leaves_nothing_behind(
 ) -> None:
     marker = f"wrong-secret-{uuid.uuid4()}"
     (job_dir / "input.txt").write_text(marker)
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=s3_env["LERULI_S3_SERVER"],
-        aws_access_key_id=s3_env["LERULI_S3_ACCESS"],
-        aws_secret_access_key=s3_env["LERULI_S3_SECRET"],
-        region_name="us-east-1",
-    )
+    s3 = stack.s3_client(s3_env)
     buckets_before = {b["Name"] for b in s3.list_buckets()["Buckets"]}
     env = {**alpha_user_env, "LERULI_API_SECRET": "lq_user_thisisnotavalidsecretatallthisisnotvalid1"}
 

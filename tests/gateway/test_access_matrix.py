@@ -60,6 +60,21 @@ def fixed(path: str, body: object = None) -> Callable[[World, str], tuple[str, o
     return lambda world, caller: (path, body)
 
 
+def _code(caller: str) -> dict[str, object]:
+    """The image the world's jobs name: once a group has a code, jobs naming an unpublished one are refused.
+
+    Publishing the same image again is answered with the first record, so every writer gets 201.
+    """
+    return {
+        "name": "leruli-busybox",
+        "version": "1.0",
+        "image_id": "sha256:" + "a" * 64,
+        "archive_sha256": "b" * 64,
+        "object_key": "codes/leruli-busybox/1.0.tar.gz",
+        "size": 1,
+    }
+
+
 def _rotate_request(world: World, caller: str) -> tuple[str, object]:
     return "/v1/compute-secret", None
 
@@ -124,6 +139,14 @@ GATEWAY_ROWS = (
     ),
     Row("POST", "/v1/compute-secret", writers(200, other_group=200, admins_only=True), _rotate_request),
     Row("GET", "/v1/audit", members(200, other_group=200), fixed("/v1/audit")),
+    Row(
+        "GET",
+        "/v1/codes",
+        members(200, other_group=200) | {"A-compute": 200, "B-compute": 200},
+        fixed("/v1/codes"),
+    ),
+    Row("GET", "/v1/codes/bucket", writers(200, other_group=200), fixed("/v1/codes/bucket")),
+    Row("POST", "/v1/codes", writers(201, other_group=201), lambda w, c: ("/v1/codes", _code(c))),
 )
 # whoami answers every valid credential, nodes' and the operator's included.
 GATEWAY_ROWS[1].expected.update({"A-compute": 200, "B-compute": 200, "operator": 200})
@@ -156,7 +179,7 @@ def test_gateway_route(world: World, row: Row) -> None:
     assert not wrong, json.dumps(wrong, indent=1)
 
 
-# --- The Prefect API behind the gateway: what nodes may call -------------------------------------------------
+# --- The Prefect API behind the gateway: what nodes may call ------------------------------------------
 
 _NODE_REQUESTS: dict[str, Callable[[World], tuple[str, object]]] = {
     "/api/csrf-token": lambda w: ("/api/csrf-token?client=matrix", None),
@@ -201,7 +224,7 @@ _NODE_REQUESTS: dict[str, Callable[[World], tuple[str, object]]] = {
 
 
 def _template(route_pattern: str) -> str:
-    """The readable path of a NODE_ROUTES regex: `^/api/work_pools/(?P<pool>[^/]+)$` -> /api/work_pools/{pool}."""
+    """A NODE_ROUTES regex as a path: `^/api/work_pools/(?P<pool>[^/]+)$` -> /api/work_pools/{pool}."""
     import re
 
     path = route_pattern.strip("^$")

@@ -24,8 +24,9 @@ def test_migrations_build_exactly_the_models_and_keep_rows(tmp_path: Path) -> No
         async with engine.begin() as connection:
             await connection.execute(
                 text(
-                    "INSERT INTO leruli_groups (name, token_hash, compute_secret_hash, work_pool, deployment_id,"
-                    " flow_id, created_at) VALUES ('g', 't', 'c', 'leruli-g', 'd', 'f', '2026-01-01')"
+                    "INSERT INTO leruli_groups (name, token_hash, compute_secret_hash, work_pool,"
+                    " deployment_id, flow_id, created_at)"
+                    " VALUES ('g', 't', 'c', 'leruli-g', 'd', 'f', '2026-01-01')"
                 )
             )
         await upgrade_database(engine)  # a restart upgrades again: nothing changes, nothing is lost
@@ -38,5 +39,12 @@ def test_migrations_build_exactly_the_models_and_keep_rows(tmp_path: Path) -> No
 
     differences, tables, groups = asyncio.run(scenario())
     assert differences == []
-    assert set(tables) == {"leruli_groups", "leruli_users", "leruli_audit", VERSION_TABLE}
+    assert set(tables) == {
+        "leruli_groups",
+        "leruli_users",
+        "leruli_audit",
+        "leruli_codes",
+        "leruli_code_buckets",
+        VERSION_TABLE,
+    }
     assert groups == 1
