@@ -343,19 +343,21 @@ create_cluster() {
 
 # radosgw-admin talks to RADOS directly (not to RGW) and costs up to a second or two, so it runs only when the wanted
 # keys differ from the ones recorded after its last successful run.
+# Every job has a bucket of its own, so the user may own any number of them (RGW's default cap is 1000).
 ensure_s3_user() {
-    local keys_file="$STATE_DIR/s3-user.keys" old_access=""
+    local keys_file="$STATE_DIR/s3-user.keys" old_access="" wanted="$S3_ACCESS $S3_SECRET unlimited-buckets"
     [[ -f "$keys_file" ]] && read -r old_access _ <"$keys_file"
-    [[ -f "$keys_file" && "$(<"$keys_file")" == "$S3_ACCESS $S3_SECRET" ]] && return 0
+    [[ -f "$keys_file" && "$(<"$keys_file")" == "$wanted" ]] && return 0
     if [[ -z "$old_access" ]]; then
         radosgw_admin user create --uid "$S3_UID" --display-name "leruli test user" \
-            --access-key "$S3_ACCESS" --secret-key "$S3_SECRET"
+            --access-key "$S3_ACCESS" --secret-key "$S3_SECRET" --max-buckets 0
     else
         # Changed keys: keep the user (and its buckets), swap the key pair so only the requested one works.
         radosgw_admin key create --uid "$S3_UID" --key-type s3 --access-key "$S3_ACCESS" --secret-key "$S3_SECRET"
         [[ "$old_access" == "$S3_ACCESS" ]] || radosgw_admin key rm --uid "$S3_UID" --access-key "$old_access"
+        radosgw_admin user modify --uid "$S3_UID" --max-buckets 0
     fi
-    echo "$S3_ACCESS $S3_SECRET" >"$keys_file"
+    echo "$wanted" >"$keys_file"
 }
 
 # radosgw-admin blocks while the OSD is not yet serving; the timeout turns a stuck cluster into an error.
