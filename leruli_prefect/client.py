@@ -109,6 +109,23 @@ class GatewayClient:
         headers = {COMPUTE_SECRET_HEADER: compute_secret, GROUP_TOKEN_HEADER: group_token}
         return self._call("GET", "/v1/whoami", None, headers=headers)
 
+    def codes(self) -> list[dict[str, Any]]:
+        """The group's published codes, each with its bucket, object key and digests."""
+        return self._call("GET", "/v1/codes", self._reader())["codes"]
+
+    def node_codes(self, *, group_token: str, compute_secret: str) -> list[dict[str, Any]]:
+        """The group's published codes as a node sees them (to fetch an image it lacks)."""
+        headers = {COMPUTE_SECRET_HEADER: compute_secret, GROUP_TOKEN_HEADER: group_token}
+        return self._call("GET", "/v1/codes", None, headers=headers)["codes"]
+
+    def code_bucket(self) -> str:
+        """The group's code bucket (named by the gateway on first use; the publisher creates it in S3)."""
+        return self._call("GET", "/v1/codes/bucket", self.require_api_secret())["bucket"]
+
+    def publish_code(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Record an uploaded code: name, version, image_id, archive_sha256, object_key, size."""
+        return self._call("POST", "/v1/codes", self.require_api_secret(), json=record)
+
     def create_group(self, name: str, *, operator_secret: str, admin_name: str = "admin") -> dict[str, Any]:
         return self._call(
             "POST", "/v1/groups", operator_secret, json={"name": name, "admin_name": admin_name}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,10 +13,19 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from leruli_prefect.gateway import audit
+from leruli_prefect.gateway import audit, lost_nodes
 from leruli_prefect.gateway.db import make_engine, make_sessionmaker, upgrade_database
 from leruli_prefect.gateway.prefect_guard import PrefectGuard
-from leruli_prefect.gateway.routes import audit_log, compute_secret, groups, health, jobs, users, whoami
+from leruli_prefect.gateway.routes import (
+    audit_log,
+    codes,
+    compute_secret,
+    groups,
+    health,
+    jobs,
+    users,
+    whoami,
+)
 from leruli_prefect.gateway.server_config import ServerConfig
 from leruli_prefect.gateway.state import GatewayState
 
@@ -49,11 +59,13 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
                     base_job_template=base_job_template,
                 )
                 logger.info("leruli gateway ready on %s", config.url)
+                sweeper = asyncio.create_task(lost_nodes.sweep_forever(client))
                 yield
+                sweeper.cancel()
         await engine.dispose()
 
     app = FastAPI(title="leruli-prefect gateway", version="1", lifespan=lifespan)
-    for module in (health, whoami, groups, jobs, users, compute_secret, audit_log):
+    for module in (health, whoami, groups, jobs, codes, users, compute_secret, audit_log):
         app.include_router(module.router, prefix="/v1")
 
     @app.exception_handler(HTTPException)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leruli_prefect.gateway.db import AuditEntry, Group, User
+from leruli_prefect.gateway.db import AuditEntry, Code, CodeBucket, Group, User
 
 
 async def group_by_name(session: AsyncSession, *, name: str) -> Group | None:
@@ -102,3 +102,56 @@ async def audit_of_group(session: AsyncSession, *, group: Group, limit: int) -> 
         select(AuditEntry).where(AuditEntry.group_id == group.id).order_by(AuditEntry.id.desc()).limit(limit)
     )
     return list((await session.execute(query)).scalars())
+
+
+async def code_bucket_of(session: AsyncSession, *, group: Group) -> CodeBucket | None:
+    return await session.get(CodeBucket, group.id)
+
+
+async def create_code_bucket(session: AsyncSession, *, group: Group, bucket: str) -> CodeBucket:
+    record = CodeBucket(group_id=group.id, bucket=bucket)
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def codes_of_group(session: AsyncSession, *, group: Group) -> list[Code]:
+    query = select(Code).where(Code.group_id == group.id).order_by(Code.name, Code.version)
+    return list((await session.execute(query)).scalars())
+
+
+async def code_by_name(session: AsyncSession, *, group: Group, name: str, version: str) -> Code | None:
+    query = select(Code).where(Code.group_id == group.id, Code.name == name, Code.version == version)
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+async def has_codes(session: AsyncSession, *, group: Group) -> bool:
+    query = select(Code.id).where(Code.group_id == group.id).limit(1)
+    return (await session.execute(query)).first() is not None
+
+
+async def add_code(
+    session: AsyncSession,
+    *,
+    group: Group,
+    name: str,
+    version: str,
+    image_id: str,
+    archive_sha256: str,
+    object_key: str,
+    size: int,
+    published_by: str,
+) -> Code:
+    code = Code(
+        group_id=group.id,
+        name=name,
+        version=version,
+        image_id=image_id,
+        archive_sha256=archive_sha256,
+        object_key=object_key,
+        size=size,
+        published_by=published_by,
+    )
+    session.add(code)
+    await session.flush()
+    return code

@@ -1,4 +1,4 @@
-"""The gateway's own tables (groups, users, audit log) and its database session factory.
+"""The gateway's own tables (groups, users, audit log, published codes) and its database session factory.
 
 They live in a database of their own (`gateway.db` under the data dir) or, for scale, in the same PostgreSQL
 database as Prefect (tables prefixed `leruli_`). Alembic migrations (`migrations/`) create and upgrade them,
@@ -10,7 +10,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Boolean, Connection, DateTime, Dialect, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -82,6 +92,37 @@ class AuditEntry(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(String(500))
     source: Mapped[str] = mapped_column(String(64))
+
+
+class CodeBucket(Base):
+    """The group's code bucket: named (unguessable) by the gateway, created in S3 by the first publisher."""
+
+    __tablename__ = "leruli_code_buckets"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("leruli_groups.id"), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(63), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Code(Base):
+    """A published code `name:version`: the `docker save` archive in the code bucket and its digests.
+
+    A version is immutable once published: nodes trust a local image only if its id is `image_id`.
+    """
+
+    __tablename__ = "leruli_codes"
+    __table_args__ = (UniqueConstraint("group_id", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("leruli_groups.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(128))
+    image_id: Mapped[str] = mapped_column(String(71))  # sha256:<64 hex>, the image's config digest
+    archive_sha256: Mapped[str] = mapped_column(String(64))
+    object_key: Mapped[str] = mapped_column(String(300))
+    size: Mapped[int] = mapped_column(BigInteger)
+    published_by: Mapped[str] = mapped_column(String(64))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 def make_engine(url: str) -> AsyncEngine:

@@ -9,6 +9,10 @@ from pydantic import BaseModel, Field
 
 from leruli_prefect.job_spec import GROUP_NAME_PATTERN, JobSpec, JobView
 
+# The two halves of a job's `image` (job_spec.IMAGE_PATTERN): a code is what a job names.
+CODE_NAME_PATTERN = r"^[a-z0-9][a-z0-9._/-]{0,127}$"
+CODE_VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
 
 class GroupCreate(BaseModel):
     name: str = Field(pattern=GROUP_NAME_PATTERN, description="Lowercase letters, digits and dashes.")
@@ -122,3 +126,37 @@ class AuditView(BaseModel):
 
 class AuditLog(BaseModel):
     entries: list[AuditView]
+
+
+class CodeBucketView(BaseModel):
+    """The group's code bucket; publishers create it in S3 with their own keys (the server holds none)."""
+
+    bucket: str
+
+
+class CodePublish(BaseModel):
+    """A code whose archive the caller has just uploaded to the group's code bucket."""
+
+    name: str = Field(pattern=CODE_NAME_PATTERN, description="The image name, e.g. `psi4`")
+    version: str = Field(pattern=CODE_VERSION_PATTERN, description="The image tag, e.g. `1.3.2`")
+    image_id: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="`docker image inspect`'s Id")
+    archive_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the uploaded archive")
+    object_key: str = Field(min_length=1, max_length=300, description="The archive's key in the code bucket")
+    size: int = Field(ge=1, description="The archive's size in bytes")
+
+
+class CodeView(BaseModel):
+    name: str
+    version: str
+    image: str = Field(description="`name:version`, what jobs name")
+    image_id: str
+    archive_sha256: str
+    bucket: str
+    object_key: str
+    size: int
+    published_by: str
+    published_at: datetime
+
+
+class CodeList(BaseModel):
+    codes: list[CodeView]
