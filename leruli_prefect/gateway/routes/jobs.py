@@ -9,7 +9,15 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 
 from leruli_prefect.gateway import audit, job_runs
 from leruli_prefect.gateway.callers import Caller
-from leruli_prefect.gateway.deps import MemberDep, StateDep, UserDep, caller_group, caller_user, source_of
+from leruli_prefect.gateway.deps import (
+    MemberDep,
+    SessionDep,
+    StateDep,
+    UserDep,
+    caller_group,
+    caller_user,
+    source_of,
+)
 from leruli_prefect.gateway.models import (
     JobBatch,
     JobBatchCreated,
@@ -20,6 +28,7 @@ from leruli_prefect.gateway.models import (
     JobView,
     PruneGrant,
 )
+from leruli_prefect.gateway.routes.codes import require_published
 from leruli_prefect.gateway.state import GatewayState
 from leruli_prefect.job_spec import JobSpec
 
@@ -30,8 +39,9 @@ router = APIRouter(tags=["jobs"])
 
 
 @router.post("/jobs", status_code=status.HTTP_201_CREATED)
-async def submit_job(body: JobSubmit, caller: UserDep, state: StateDep) -> JobView:
+async def submit_job(body: JobSubmit, caller: UserDep, state: StateDep, session: SessionDep) -> JobView:
     group = caller_group(caller)
+    await require_published(session, group, {body.image})
     flow_run = await job_runs.create_job_run(
         state.prefect,
         deployment_id=UUID(group.deployment_id),
@@ -43,9 +53,10 @@ async def submit_job(body: JobSubmit, caller: UserDep, state: StateDep) -> JobVi
 
 
 @router.post("/jobs/batch", status_code=status.HTTP_201_CREATED)
-async def submit_jobs(body: JobBatch, caller: UserDep) -> JobBatchCreated:
+async def submit_jobs(body: JobBatch, caller: UserDep, session: SessionDep) -> JobBatchCreated:
     """Many jobs in one request, created in one transaction; idempotency keys make resubmission safe."""
     group = caller_group(caller)
+    await require_published(session, group, {job.image for job in body.jobs})
     created = await job_runs.create_job_runs(
         deployment_id=UUID(group.deployment_id),
         specs=[(JobSpec.model_validate(job.model_dump()), job.idempotency_key) for job in body.jobs],
