@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from leruli_prefect.cli import account, compute_secret, doctor, job_control, jobs, node, server, users
+from leruli_prefect.cli import account, codes, compute_secret, doctor, job_control, jobs, node, server, users
 
 app = typer.Typer(
     name="leruli",
@@ -14,6 +14,7 @@ app = typer.Typer(
 )
 jobs.register(app)
 job_control.register(app)
+codes.register(app)
 account.register(app)
 app.command("doctor")(doctor.doctor)
 app.add_typer(users.app, name="user")

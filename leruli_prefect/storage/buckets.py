@@ -36,3 +36,16 @@ def delete_bucket(s3: S3Client, bucket: str) -> None:
         s3.delete_bucket(Bucket=bucket)
     except (ClientError, BotoCoreError) as exc:
         raise StorageError(f"cannot delete bucket {bucket}: {exc}") from exc
+
+
+def ensure_bucket(s3: S3Client, bucket: str) -> None:
+    """Create the bucket unless it exists already (a group's code bucket is made by its first publisher)."""
+    try:
+        s3.head_bucket(Bucket=bucket)
+        return
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket", "NotFound"}:
+            raise StorageError(f"cannot reach bucket {bucket}: {exc}") from exc
+    except BotoCoreError as exc:
+        raise StorageError(f"cannot reach bucket {bucket}: {exc}") from exc
+    create_bucket(s3, bucket)
