@@ -27,7 +27,7 @@ from leruli_prefect.errors import LeruliError
 from leruli_prefect.job_spec import JobSpec
 from leruli_prefect.settings import load_settings
 from leruli_prefect.storage.s3_client import make_s3_client
-from leruli_prefect.worker import container_runner, leftovers, staging
+from leruli_prefect.worker import container_runner, images, leftovers, staging
 from leruli_prefect.worker.cancellation import CancelWatch
 from leruli_prefect.worker.node_config import NodeConfig, load_node_config
 from leruli_prefect.worker.packing import NodeCapacity
@@ -187,6 +187,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             await asyncio.to_thread(staging.stage_in, s3, spec.bucket, run_dir, config.max_unpacked_bytes)
             if watch.requested:
                 return Cancelled(message=watch.message)
+            await asyncio.to_thread(images.ensure_image, self._docker_client(), config, spec.image)
             await asyncio.to_thread(staging.hand_over, run_dir, config.container_user)
             container = await asyncio.to_thread(
                 container_runner.start_container,

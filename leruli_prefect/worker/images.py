@@ -1,0 +1,106 @@
+"""A job's image on this node: loaded from the group's code bucket when the node lacks it, digest checked.
+
+A published code (`leruli publish-code`) is trusted by its image id alone: a local image of that name with
+another id fails the job rather than run something else under the code's name. Images the group never
+published (the operator's node-local ones) run as before.
+
+Blocking calls (docker-py, boto3, HTTP); the worker runs `ensure_image` in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from leruli_prefect.client import GatewayClient
+from leruli_prefect.storage.code_archive import CodeArchiveError, check_archive, load_image
+from leruli_prefect.storage.s3_client import make_s3_client
+from leruli_prefect.storage.transfer import download_file
+
+if TYPE_CHECKING:
+    import docker
+
+    from leruli_prefect.worker.node_config import NodeConfig
+
+logger = logging.getLogger(__name__)
+
+# How long the group's code list is reused: a local image checked once needs no request per job.
+CODES_TTL_SECONDS = 10.0
+
+_lock = threading.Lock()
+_loading: dict[str, threading.Lock] = {}  # one download at a time per image, however many jobs wait for it
+_codes_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}  # gateway url -> (fetched at, codes)
+
+
+def ensure_image(engine: docker.DockerClient, config: NodeConfig, reference: str) -> None:
+    """Make sure `reference` is on this node as the group published it; load it from the code bucket if not.
+
+    Raises `CodeArchiveError` (the job fails with its message) when the archive or the local image does not
+    match the published digest.
+    """
+    import docker.errors
+
+    record = _published(config, reference)
+    if record is None:
+        return  # not a published code: the node's own image, or missing (the container start says so)
+    with _lock:
+        loading = _loading.setdefault(reference, threading.Lock())
+    with loading:
+        try:
+            local = engine.images.get(reference)
+        except docker.errors.ImageNotFound:
+            local = None
+        if local is None:
+            _fetch_and_load(engine, config, record)
+        elif local.id != record["image_id"]:
+            raise CodeArchiveError(
+                f"this node holds another {reference} ({local.id[:19]}) than the group published "
+                f"({record['image_id'][:19]}); the node's operator must remove it (`docker rmi {reference}`)"
+            )
+
+
+def _published(config: NodeConfig, reference: str) -> dict[str, Any] | None:
+    now = time.monotonic()
+    with _lock:
+        fetched_at, codes = _codes_cache.get(config.gateway_url, (0.0, []))
+    if now - fetched_at > CODES_TTL_SECONDS:
+        with GatewayClient(config.gateway_url) as client:
+            codes = client.node_codes(
+                group_token=config.group_token.get_secret_value(),
+                compute_secret=config.compute_secret.get_secret_value(),
+            )
+        with _lock:
+            _codes_cache[config.gateway_url] = (now, codes)
+    return next((code for code in codes if code["image"] == reference), None)
+
+
+def _fetch_and_load(engine: docker.DockerClient, config: NodeConfig, record: dict[str, Any]) -> None:
+    reference = record["image"]
+    started = time.monotonic()
+    s3 = make_s3_client(config.s3_server, config.s3_access, config.s3_secret.get_secret_value())
+    scratch = config.data_dir / "codes"
+    scratch.mkdir(parents=True, exist_ok=True)
+    archive = scratch / f"{record['archive_sha256']}.{threading.get_ident()}.tar.gz"
+    try:
+        download_file(s3, record["bucket"], record["object_key"], archive)
+        fetched = time.monotonic() - started
+        check_archive(
+            archive,
+            reference=reference,
+            image_id=record["image_id"],
+            archive_sha256=record["archive_sha256"],
+        )
+        load_image(engine, archive, reference=reference, image_id=record["image_id"])
+    finally:
+        Path(archive).unlink(missing_ok=True)
+    logger.info(
+        "loaded %s (%s, %.1f MB) from the code bucket: fetched in %.1f s, checked and loaded in %.1f s",
+        reference,
+        record["image_id"][:19],
+        record["size"] / 1e6,
+        fetched,
+        time.monotonic() - started - fetched,
+    )
