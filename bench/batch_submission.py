@@ -103,7 +103,7 @@ def bulk(bench: BenchStack, directories: list[Path]) -> tuple[float, float] | No
     return len(directories) / whole.seconds, len(directories) / creation.seconds
 
 
-def measure(bench: BenchStack, jobs: int = 1000, slow_jobs: int = 300) -> list[Figure]:
+def measure(bench: BenchStack, jobs: int = 1000, slow_jobs: int = 200) -> list[Figure]:
     """`jobs` directories for the storage ceiling and the bulk path; `slow_jobs` for the paths that create
     flow runs one at a time (a few per second here: 1000 of each would take most of the 15 minutes)."""
     bench.group(BATCH_GROUP)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.s3_user import bench_s3_environment
 from leruli_prefect.client import GatewayClient
 from leruli_prefect.storage.buckets import delete_bucket
 from leruli_prefect.storage.s3_client import make_s3_client
@@ -50,7 +51,7 @@ class BenchStack:
 
     @classmethod
     def start(cls) -> BenchStack:
-        s3_env = stack.s3_environment()
+        s3_env = bench_s3_environment(stack.s3_environment())
         stack.ensure_docker_and_test_image()
         scratch = Path(tempfile.mkdtemp(prefix="leruli-bench-"))
         server = stack.start_server(scratch / "server")

@@ -73,9 +73,11 @@ def run(rows: set[str], batch_jobs: int, slow_jobs: int, backlog_jobs: int) -> l
             if "1" in rows:
                 progress("row 1: pickup latency (50 jobs)")
                 figures += guarded(pickup_latency.measure, bench, events)
+                bench.delete_buckets()
             if "2" in rows:
                 progress("row 2: per-job overhead (100 jobs, and 100 docker runs)")
                 figures += guarded(job_overhead.measure, bench)
+                bench.delete_buckets()
             if "5" in rows:
                 time.sleep(SETTLE_SECONDS)
                 figures.append(

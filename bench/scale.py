@@ -36,7 +36,7 @@ def _latencies_ms(call: Callable[[], object], repeats: int) -> list[float]:
 
 
 def measure(
-    bench: BenchStack, events: ContainerEvents, jobs: int = 10_000, rest_sample: int = 100, pickups: int = 20
+    bench: BenchStack, events: ContainerEvents, jobs: int = 10_000, rest_sample: int = 100, pickups: int = 10
 ) -> list[Figure]:
     backlog = seed_backlog(bench, BACKLOG_GROUP, jobs, rest_sample)
     client = bench.gateway(BACKLOG_GROUP)
