@@ -18,6 +18,7 @@ from uuid import UUID
 
 from prefect.exceptions import ObjectNotFound
 
+from leruli_prefect.attempts import WORKER_NAME_HEADER, attempt_of, is_written_off
 from leruli_prefect.gateway import audit
 from leruli_prefect.gateway.callers import (
     COMPUTE_SECRET_HEADER,
@@ -83,7 +84,9 @@ class PrefectGuard:
                     operator_secret=state.operator_secret,
                 )
             if caller.kind is SecretKind.compute:
-                receive = await self._authorize_node(state, caller, method, api_path, receive)
+                receive = await self._authorize_node(
+                    state, caller, method, api_path, receive, worker_name=headers.get(WORKER_NAME_HEADER)
+                )
             elif caller.kind is not SecretKind.operator:
                 raise Refused(403, "the Prefect API is open to compute nodes and server operators only")
         except (Unauthenticated, Refused) as exc:
@@ -115,7 +118,14 @@ class PrefectGuard:
             state.node_sockets.unregister(group_id, revoked)
 
     async def _authorize_node(
-        self, state: GatewayState, caller: Caller, method: str, api_path: str, receive: Receive
+        self,
+        state: GatewayState,
+        caller: Caller,
+        method: str,
+        api_path: str,
+        receive: Receive,
+        *,
+        worker_name: str | None,
     ) -> Receive:
         """Check the route and its ownership; returns the receive to use (the body may have been read)."""
         assert caller.group is not None
@@ -132,6 +142,13 @@ class PrefectGuard:
             raise Refused(404, "no such flow in your group")
         if route.ownership is Ownership.flow_run:
             await _check_flow_run(state, UUID(params["id"]), UUID(group.deployment_id))
+            if method == "POST" and api_path.endswith("/set_state"):
+                body = await _read_body(receive)
+                if not _is_claim(body):
+                    await _check_fence(state, UUID(params["id"]), worker_name)
+                return _replay(body, receive)
+            if method == "PATCH" and not api_path.endswith("/labels"):
+                await _check_fence(state, UUID(params["id"]), worker_name)
         if route.ownership is Ownership.logs:
             body = await _read_body(receive)
             await _check_logs(state, body, UUID(group.deployment_id))
@@ -151,6 +168,27 @@ async def _check_flow_run(state: GatewayState, run_id: UUID, deployment_id: UUID
             state.run_deployments[run_id] = owner
     if owner != deployment_id:
         raise Refused(404, "no such flow run in your group")
+
+
+def _is_claim(body: bytes) -> bool:
+    """A proposed Pending: a node claiming a Scheduled run (Prefect accepts Pending from nothing else).
+
+    A node that lost a run may claim a later attempt; its claim then labels the run as its own again
+    (`PATCH .../labels`, also outside the fence)."""
+    try:
+        proposed = json.loads(body)["state"]["type"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return proposed == "PENDING"
+
+
+async def _check_fence(state: GatewayState, run_id: UUID, worker_name: str | None) -> None:
+    """A node written off for this run (it went silent and the run was requeued) may no longer change it."""
+    flow_run = await state.prefect.read_flow_run(run_id)
+    if is_written_off(flow_run.labels, worker_name):
+        raise Refused(
+            409, f"node {worker_name} lost this job; attempt {attempt_of(flow_run.labels)} holds it"
+        )
 
 
 async def _check_logs(state: GatewayState, body: bytes, deployment_id: UUID) -> None:

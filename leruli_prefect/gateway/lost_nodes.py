@@ -1,0 +1,112 @@
+"""Writing off the jobs of lost nodes: a node that stops heartbeating loses its jobs, which are requeued.
+
+Every node (a Prefect worker) heartbeats to its pool every `heartbeat_interval_seconds` and labels each run it
+claims with its name. Every `SWEEP_SECONDS` the sweeper reads the Pending and Running runs of leruli pools;
+a run whose holder has been silent for `LOST_AFTER_HEARTBEATS` of its own intervals is written off: the
+holder's name goes into the run's labels (the fence, see `leruli_prefect.attempts`), the run becomes Crashed
+with `node lost`, and, while attempts are left, Scheduled again so that another node takes it. Prefect keeps
+every state, so the job's history shows each attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    WorkPoolFilter,
+    WorkPoolFilterType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.states import Crashed, Scheduled
+
+from leruli_prefect.attempts import HOLDER_LABEL, LOST_REASON, attempt_of, write_off_labels
+from leruli_prefect.gateway.job_runs import WORKER_TYPE
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import FlowRun, Worker
+
+logger = logging.getLogger(__name__)
+
+SWEEP_SECONDS = 2.0  # one cheap query; it bounds how late a lost node is noticed
+LOST_AFTER_HEARTBEATS = (
+    3  # silent this many of its own heartbeat intervals: lost (Prefect's own OFFLINE rule)
+)
+MAX_ATTEMPTS = 3
+_DEFAULT_HEARTBEAT_SECONDS = 30  # Prefect's default, for a worker that never said its interval
+_HELD = [StateType.PENDING, StateType.RUNNING]
+
+
+async def sweep_forever(prefect: PrefectClient, *, interval: float = SWEEP_SECONDS) -> None:
+    """Sweep until cancelled (the server's lifespan runs this as a background task)."""
+    while True:
+        try:
+            await sweep_once(prefect)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a busy database or a passing error must not end the sweeping
+            logger.warning("lost-node sweep failed: %s", exc)
+        await asyncio.sleep(interval)
+
+
+async def sweep_once(prefect: PrefectClient, *, max_attempts: int = MAX_ATTEMPTS) -> list[FlowRun]:
+    """Write off every held run whose holder is lost; returns those runs."""
+    held = await prefect.read_flow_runs(
+        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_HELD))),
+        work_pool_filter=WorkPoolFilter(type=WorkPoolFilterType(any_=[WORKER_TYPE])),
+    )
+    if not held:
+        return []
+    now = datetime.now(UTC)
+    workers: dict[str, dict[str, Worker]] = {}
+    written_off = []
+    for flow_run in held:
+        holder = flow_run.labels.get(HOLDER_LABEL)
+        pool = flow_run.work_pool_name
+        if not isinstance(holder, str) or not holder or pool is None:
+            continue  # claimed a moment ago, not yet labelled by its new holder (a write-off blanks it)
+        if pool not in workers:
+            workers[pool] = {w.name: w for w in await prefect.read_workers_for_work_pool(pool, limit=200)}
+        if is_lost(workers[pool].get(holder), now):
+            await write_off(prefect, flow_run, holder, max_attempts=max_attempts)
+            written_off.append(flow_run)
+    return written_off
+
+
+def is_lost(worker: Worker | None, now: datetime) -> bool:
+    """A worker is lost when it has been silent for `LOST_AFTER_HEARTBEATS` of its heartbeat intervals."""
+    if worker is None or worker.last_heartbeat_time is None:
+        return False  # not yet known to its pool: give it time (it heartbeats before it claims)
+    interval = worker.heartbeat_interval_seconds or _DEFAULT_HEARTBEAT_SECONDS
+    return now - worker.last_heartbeat_time > timedelta(seconds=LOST_AFTER_HEARTBEATS * interval)
+
+
+async def write_off(prefect: PrefectClient, flow_run: FlowRun, holder: str, *, max_attempts: int) -> None:
+    """Fence `holder` off, mark the run Crashed (`node lost`) and requeue it while attempts are left."""
+    attempt = attempt_of(flow_run.labels)
+    requeue = attempt < max_attempts
+    labels: Mapping[str, object] = write_off_labels(flow_run.labels, holder, requeue=requeue)
+    # The fence goes up first, so the lost holder cannot slip a state in between.
+    await prefect.update_flow_run_labels(flow_run.id, dict(labels))  # type: ignore[arg-type]
+    # The message is the job's reason, exactly `node lost`; who and which attempt are in the labels.
+    await prefect.set_flow_run_state(flow_run.id, Crashed(message=LOST_REASON), force=True)
+    if requeue:
+        await prefect.set_flow_run_state(
+            flow_run.id,
+            Scheduled(message=f"requeued after node lost: attempt {attempt + 1} of {max_attempts}"),
+            force=True,
+        )
+    logger.warning(
+        "job %s: node %s lost on attempt %d; %s",
+        flow_run.id,
+        holder,
+        attempt,
+        f"requeued as attempt {attempt + 1}" if requeue else "no attempts left",
+    )
