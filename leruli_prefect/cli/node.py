@@ -106,6 +106,8 @@ def _prefect_environment(node: NodeConfig) -> dict[str, str]:
         "PREFECT_API_URL": f"{node.gateway_url.rstrip('/')}/prefect/api",
         "PREFECT_CLIENT_CUSTOM_HEADERS": json.dumps(headers),
         "PREFECT_WORKER_QUERY_SECONDS": str(node.poll_seconds),
+        # The server writes a node off (and requeues its jobs) after 3 silent intervals: 30 s by default.
+        "PREFECT_WORKER_HEARTBEAT_SECONDS": str(node.heartbeat_seconds),
         "PREFECT_HOME": str(node.data_dir / "prefect"),
     }
 

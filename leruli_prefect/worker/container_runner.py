@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 RUNDIR = "/rundir"
 FLOW_RUN_LABEL = "org.leruli.flow-run-id"
+ATTEMPT_LABEL = "org.leruli.attempt"  # which attempt of the job: a restarted node writes off only its own
 NODE_LABEL = "org.leruli.node"  # the node's data dir: what a restarted node finds its leftovers by
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -36,8 +37,9 @@ class ContainerOutcome:
     timed_out: bool
 
 
-def container_name(flow_run_id: str) -> str:
-    return f"leruli-{flow_run_id}"
+def container_name(flow_run_id: str, attempt: int = 1) -> str:
+    """Unique per attempt: a lost node's container may still run on a Docker engine the next node shares."""
+    return f"leruli-{flow_run_id}" if attempt == 1 else f"leruli-{flow_run_id}-attempt{attempt}"
 
 
 def thread_environment(cores: int) -> dict[str, str]:
@@ -57,6 +59,7 @@ def start_container(
     user: str | None = None,
     cpuset: str | None = None,
     node: str | None = None,
+    attempt: int = 1,
 ) -> Container:
     """Start the job's container, detached, with every limit of the job contract.
 
@@ -66,7 +69,7 @@ def start_container(
     return client.containers.run(
         image=spec.image,
         command=["/bin/bash", f"{RUNDIR}/{RUN_SCRIPT}"],
-        name=container_name(flow_run_id),
+        name=container_name(flow_run_id, attempt),
         detach=True,
         working_dir=RUNDIR,
         volumes={str(run_dir.resolve()): {"bind": RUNDIR, "mode": "rw"}},
@@ -80,7 +83,11 @@ def start_container(
         nano_cpus=spec.cores * 1_000_000_000,
         cpuset_cpus=cpuset,
         user=user,
-        labels={FLOW_RUN_LABEL: flow_run_id, **({NODE_LABEL: node} if node else {})},
+        labels={
+            FLOW_RUN_LABEL: flow_run_id,
+            ATTEMPT_LABEL: str(attempt),
+            **({NODE_LABEL: node} if node else {}),
+        },
     )
 
 

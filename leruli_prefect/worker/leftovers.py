@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from uuid import UUID
 
-from leruli_prefect.worker.container_runner import FLOW_RUN_LABEL, NODE_LABEL
+from leruli_prefect.worker.container_runner import ATTEMPT_LABEL, FLOW_RUN_LABEL, NODE_LABEL
 
 if TYPE_CHECKING:
     import docker
-
-LOST_REASON = "node lost"
 
 
 def node_label_value(data_dir: Path) -> str:
@@ -25,24 +23,26 @@ def node_label_value(data_dir: Path) -> str:
     return str(data_dir.resolve())
 
 
-def remove_leftovers(client: docker.DockerClient, data_dir: Path) -> set[str]:
-    """Remove this node's containers and run dirs; returns the flow run ids they belonged to."""
-    flow_run_ids: set[str] = set()
+def remove_leftovers(client: docker.DockerClient, data_dir: Path) -> dict[str, int | None]:
+    """Remove this node's containers and run dirs; returns the flow run ids they belonged to, each with the
+    attempt its container ran (None: only a run dir was left, the attempt is unknown)."""
+    attempts: dict[str, int | None] = {}
     containers = client.containers.list(
         all=True, filters={"label": f"{NODE_LABEL}={node_label_value(data_dir)}"}
     )
     for container in containers:
-        flow_run_ids.add(container.labels[FLOW_RUN_LABEL])
+        attempt = container.labels.get(ATTEMPT_LABEL, "1")
+        attempts[container.labels[FLOW_RUN_LABEL]] = int(attempt) if attempt.isdigit() else None
         container.remove(force=True)
     runs = data_dir / "runs"
     if runs.is_dir():
         for path in runs.iterdir():
-            flow_run_ids.add(path.name.removesuffix(".tgz"))
+            attempts.setdefault(path.name.removesuffix(".tgz"), None)
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-    return {run_id for run_id in flow_run_ids if _is_uuid(run_id)}
+    return {run_id: attempt for run_id, attempt in attempts.items() if _is_uuid(run_id)}
 
 
 def _is_uuid(text: str) -> bool:

@@ -18,11 +18,12 @@ import anyio
 import httpx
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.responses import SetStateStatus
-from prefect.exceptions import InfrastructureNotFound, ObjectNotFound
+from prefect.exceptions import InfrastructureNotFound, ObjectNotFound, PrefectHTTPStatusError
 from prefect.states import Cancelled, Completed, Crashed, Failed, Running
 from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker, BaseWorkerResult
 from pydantic import ValidationError
 
+from leruli_prefect.attempts import LOST_REASON, attempt_of, is_written_off
 from leruli_prefect.errors import LeruliError
 from leruli_prefect.job_spec import JobSpec
 from leruli_prefect.settings import load_settings
@@ -80,21 +81,29 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         except Exception as exc:  # a Docker hiccup must not keep the node from starting
             self._logger.warning("cannot clear leftovers of an earlier run of this node: %s", exc)
             return
-        for flow_run_id in lost:
-            await self._write_off(UUID(flow_run_id))
+        for flow_run_id, attempt in lost.items():
+            await self._write_off(UUID(flow_run_id), attempt)
 
-    async def _write_off(self, flow_run_id: UUID) -> None:
-        """A job this node was running when it died: Crashed (`node lost`), or Cancelled if that was asked."""
+    async def _write_off(self, flow_run_id: UUID, attempt: int | None) -> None:
+        """A job this node was running when it died: Crashed (`node lost`), or Cancelled if that was asked.
+
+        Only if the attempt it ran is still the job's: once the server has written this node off and
+        requeued the job, the newer attempt (perhaps running elsewhere) is not ours to end. A run dir without
+        a container does not say its attempt; it can only be the first one's (later ones: the server's sweep).
+        """
         try:
             flow_run = await self.client.read_flow_run(flow_run_id)
         except (ObjectNotFound, httpx.HTTPError) as exc:
             self._logger.warning("leftover job %s not readable: %s", flow_run_id, exc)
             return
+        if (attempt or 1) != attempt_of(flow_run.labels):
+            self._logger.info("leftovers of job %s removed; a newer attempt holds it", flow_run_id)
+            return
         state = flow_run.state.type if flow_run.state is not None else None
         if state == StateType.CANCELLING:
             await self.client.set_flow_run_state(flow_run_id, Cancelled(message=flow_run.state.message))
         elif state in (StateType.PENDING, StateType.RUNNING):
-            await self.client.set_flow_run_state(flow_run_id, Crashed(message=leftovers.LOST_REASON))
+            await self.client.set_flow_run_state(flow_run_id, Crashed(message=LOST_REASON))
         self._logger.info("cleared leftovers of job %s (was %s)", flow_run_id, state)
 
     async def _get_scheduled_flow_runs(self) -> list[WorkerFlowRunResponse]:
@@ -112,6 +121,8 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         for response in offered:
             flow_run = response.flow_run
             if self.capacity.holds(flow_run.id):
+                # In hand already, or lost and requeued while its stale task here has not ended: that task's
+                # requests would pass the gateway's fence as the new attempt's.
                 continue
             cores, memory_mb = _asked(flow_run)
             if not self.capacity.fits_node(cores=cores, memory_mb=memory_mb):
@@ -127,7 +138,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         configuration: LeruliJobConfiguration,
         task_status: anyio.abc.TaskStatus[str] | None = None,
     ) -> LeruliWorkerResult:
-        name = container_runner.container_name(str(flow_run.id))
+        name = container_runner.container_name(str(flow_run.id), attempt_of(flow_run.labels))
         started = _StartReport(task_status)
         try:
             final = await self._run_claimed(flow_run, started)
@@ -164,7 +175,9 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             logger.info("job %s not started: %s", flow_run.id, accepted.details)
             await self._finish_cancel(flow_run)
             return None
-        watch = CancelWatch(self.client, flow_run.id, interval=self.node_config.cancel_poll_seconds)
+        watch = CancelWatch(
+            self.client, flow_run.id, interval=self.node_config.cancel_poll_seconds, node_name=self.name
+        )
         run_dir = self.node_config.data_dir / "runs" / str(flow_run.id)
         async with anyio.create_task_group() as watching:
             watching.start_soon(watch.watch)
@@ -179,10 +192,12 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         run_dir: Path,
         started: _StartReport,
         watch: CancelWatch,
-    ) -> State[Any]:
+    ) -> State[Any] | None:
         config = self.node_config
         claim = self.capacity.claim_of(flow_run.id)
-        s3 = make_s3_client(config.s3_server, config.s3_access, config.s3_secret.get_secret_value())
+        s3 = await asyncio.to_thread(
+            make_s3_client, config.s3_server, config.s3_access, config.s3_secret.get_secret_value()
+        )  # boto3 takes a moment: in the event loop it would delay this node's heartbeats
         try:
             await asyncio.to_thread(staging.stage_in, s3, spec.bucket, run_dir, config.max_unpacked_bytes)
             if watch.requested:
@@ -198,12 +213,20 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 user=config.container_user,
                 cpuset=claim.cpuset if claim else None,
                 node=leftovers.node_label_value(config.data_dir),
+                attempt=attempt_of(flow_run.labels),
             )
             started.report(container.name)
             await watch.on_cancel(lambda: asyncio.to_thread(container_runner.kill_container, container))
             outcome = await asyncio.to_thread(
                 container_runner.wait_for_container, container, run_dir, spec.time_limit_s
             )
+            if watch.lost or await self._lost(flow_run.id):
+                # Written off while running (this node was silent too long): the job's outputs and state
+                # belong to its newer attempt now; ours must not overwrite them.
+                self.get_flow_run_logger(flow_run).warning(
+                    "job %s lost to a newer attempt: outputs dropped", flow_run.id
+                )
+                return None
             # Whatever the job wrote goes back to its bucket, even when it was cancelled or failed.
             await asyncio.to_thread(staging.stage_out, s3, run_dir, spec.bucket)
             return Cancelled(message=watch.message) if watch.requested else _final_state(spec, outcome)
@@ -219,10 +242,24 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         logger.info(
             "job %s ends %s%s", flow_run.id, final.name, f": {final.message}" if final.message else ""
         )
-        result = await self.client.set_flow_run_state(flow_run.id, final)
+        try:
+            result = await self.client.set_flow_run_state(flow_run.id, final)
+        except PrefectHTTPStatusError as exc:
+            if exc.response.status_code != 409:
+                raise
+            logger.warning("job %s: state not set, a newer attempt holds it: %s", flow_run.id, exc)
+            return
         if result.status != SetStateStatus.ACCEPT:
             # A cancel that came after the container ended: Prefect allows only Cancelled from Cancelling.
             await self._finish_cancel(flow_run)
+
+    async def _lost(self, flow_run_id: UUID) -> bool:
+        """Whether the server wrote this node off for the job (asked afresh right before staging out)."""
+        try:
+            flow_run = await self.client.read_flow_run(flow_run_id)
+        except httpx.HTTPError:
+            return False  # cannot tell: upload; the gateway still fences the final state
+        return is_written_off(flow_run.labels, self.name)
 
     async def _finish_cancel(self, flow_run: FlowRun) -> None:
         """Move a run left in Cancelling to Cancelled (nobody else will: its infrastructure is ours)."""

@@ -56,6 +56,13 @@ class NodeConfig(BaseModel):
     )
     max_unpacked_bytes: int = Field(default=DEFAULT_MAX_UNPACKED_BYTES, ge=1, description="run.tgz size cap")
     poll_seconds: float = Field(default=1.0, gt=0, le=60, description="How often the node asks for jobs")
+    heartbeat_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=30,
+        description="How often the node tells the server it is alive; silent 3 times this long, its jobs are"
+        " requeued",
+    )
     cancel_poll_seconds: float = Field(
         default=0.5, gt=0, le=10, description="How often a running job's state is checked for a cancel"
     )
