@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -39,6 +40,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PREFIX = "/prefect"
 MAX_CHECKED_BODY = 8 * 1024 * 1024
+BUSY_RETRIES = 8
 _STRIPPED_HEADERS = {b"authorization", GROUP_TOKEN_HEADER.encode(), COMPUTE_SECRET_HEADER.encode()}
 
 
@@ -104,7 +106,7 @@ class PrefectGuard:
 
         upstream = _upstream_scope(scope, api_path, state.operator_secret)
         if scope["type"] != "websocket":
-            return await self.app(upstream, receive, send)
+            return await _retrying_busy(self.app, upstream, receive, send)
         receive = _rewrite_auth_frame(receive, state.operator_secret)
         if caller.kind is not SecretKind.compute or caller.group is None:
             return await self.app(upstream, receive, send)
@@ -257,6 +259,33 @@ def _rewrite_auth_frame(receive: Receive, operator_secret: str) -> Receive:
         return message
 
     return receive_rewritten
+
+
+async def _retrying_busy(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """Send a request to Prefect again while it answers 503 (SQLite busy: nothing was written).
+
+    On SQLite a write that collides with another writer fails at once instead of waiting; Prefect answers 503
+    and its client retries a few times, which under a burst of node traffic is not always enough (a claimed
+    run then ends Crashed). Retrying here, before anything reached the node, absorbs such bursts.
+    """
+    try:
+        body = await _read_body(receive)
+    except Refused as refused:
+        return await _refuse(scope, receive, send, refused)
+    for attempt in range(BUSY_RETRIES + 1):
+        start: Message | None = None
+
+        async def hold_back_busy(message: Message, last: bool = attempt == BUSY_RETRIES) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            if start is not None and (start["status"] != 503 or last):
+                await send(message)
+
+        await app(scope, _replay(body, receive), hold_back_busy)
+        if start is None or start["status"] != 503:
+            return
+        await asyncio.sleep(min(0.1 * 2**attempt, 2.0) * (0.5 + random.random()))
 
 
 def _closed_on(revoked: asyncio.Event, receive: Receive, send: Send) -> tuple[Receive, Send]:
