@@ -119,7 +119,7 @@ async def publish_code(
 
 
 async def require_published(session: AsyncSession, group: Group, images: set[str]) -> None:
-    """Refuse (422) jobs naming an image the group has not published, with the similar names it has.
+    """Refuse (409) jobs naming an image the group has not published, with the similar names it has.
 
     Applies once the group has published a code: until then its jobs run images the nodes hold locally
     (the operator's images, as before codes existed), and nothing could be listed or checked.
@@ -142,8 +142,9 @@ async def require_published(session: AsyncSession, group: Group, images: set[str
         ]
         hint = f"similar: {', '.join(similar[:_SIMILAR_SHOWN])}" if similar else "no similar code"
         problems.append(f"{image} ({hint})")
+    # 409, not 422: 422 is FastAPI's own answer to a malformed body, documented as a list of field errors.
     raise HTTPException(
-        status.HTTP_422_UNPROCESSABLE_ENTITY,
+        status.HTTP_409_CONFLICT,
         detail=f"group {group.name} has no code {'; '.join(problems)}. "
         "`leruli list-codes` lists its codes; `leruli publish-code CODE VERSION` adds one",
     )
