@@ -6,12 +6,13 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from leruli_prefect.cli.credentials import gateway_client, s3_client
 from leruli_prefect.cli.failures import reports_errors
+from leruli_prefect.errors import LeruliError
 from leruli_prefect.settings import load_settings
 
 DEFAULT_DOCKER_HOST = "unix:///var/run/docker.sock"
@@ -27,20 +28,21 @@ def publish_code(
     import docker
 
     from leruli_prefect.storage.buckets import ensure_bucket
-    from leruli_prefect.storage.code_archive import object_key, save_image
+    from leruli_prefect.storage.code_archive import local_image_id, object_key, save_image
     from leruli_prefect.storage.transfer import upload_file
 
     settings = load_settings()
     reference = f"{code}:{version}"
     s3 = s3_client(settings)
+    engine = docker.DockerClient(base_url=docker_host)
     with gateway_client(settings) as client:
         client.require_api_secret()
-        if _already_published(client.codes(), reference):
+        if _already_published(client.codes(), reference, local_image_id(engine, reference)):
             return
         started = time.monotonic()
         with tempfile.TemporaryDirectory(prefix="leruli-code-") as scratch:
             archive = Path(scratch) / "image.tar.gz"
-            saved = save_image(docker.DockerClient(base_url=docker_host), reference, archive)
+            saved = save_image(engine, reference, archive)
             saved_in = time.monotonic() - started
             bucket = client.code_bucket()
             ensure_bucket(s3, bucket)
@@ -54,12 +56,22 @@ def publish_code(
     )
 
 
-def _already_published(codes: list[dict[str, object]], reference: str) -> bool:
-    """True (and say so) when the group has this code already; a version never changes once published."""
+class CodeVersionTaken(LeruliError):
+    """The group has this version already, as another image: a published version never changes."""
+
+
+def _already_published(codes: list[dict[str, Any]], reference: str, image_id: str) -> bool:
+    """True (and say so) when the group has this very image already under this name."""
     for code in codes:
-        if code["image"] == reference:
-            typer.echo(f"{reference} is already published ({str(code['image_id'])[:19]}); nothing to do")
-            return True
+        if code["image"] != reference:
+            continue
+        if code["image_id"] != image_id:
+            raise CodeVersionTaken(
+                f"{reference} is published already as {code['image_id'][:19]}, and your local image is "
+                f"{image_id[:19]}; a published version never changes (nodes may hold it): use a new version"
+            )
+        typer.echo(f"{reference} is already published ({image_id[:19]}); nothing to do")
+        return True
     return False
 
 

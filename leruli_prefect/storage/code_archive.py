@@ -49,18 +49,23 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_image(engine: docker.DockerClient, reference: str, archive: Path) -> SavedImage:
-    """Write `docker save reference | gzip` to `archive`, tagged `reference` only."""
+def local_image_id(engine: docker.DockerClient, reference: str) -> str:
     import docker.errors
 
     try:
-        image = engine.images.get(reference)
+        return engine.images.get(reference).id
     except docker.errors.ImageNotFound as exc:
         raise CodeArchiveError(f"no local image {reference} (see `docker images`)") from exc
+
+
+def save_image(engine: docker.DockerClient, reference: str, archive: Path) -> SavedImage:
+    """Write `docker save reference | gzip` to `archive`, tagged `reference` only."""
+    image_id = local_image_id(engine, reference)
+    image = engine.images.get(image_id)
     with gzip.open(archive, "wb", compresslevel=COMPRESS_LEVEL) as packed:
         for chunk in image.save(chunk_size=_CHUNK, named=reference):
             packed.write(chunk)
-    return SavedImage(image_id=image.id, archive_sha256=file_sha256(archive), size=archive.stat().st_size)
+    return SavedImage(image_id=image_id, archive_sha256=file_sha256(archive), size=archive.stat().st_size)
 
 
 def check_archive(archive: Path, *, reference: str, image_id: str, archive_sha256: str) -> None:

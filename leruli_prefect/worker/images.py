@@ -9,11 +9,13 @@ Blocking calls (docker-py, boto3, HTTP); the worker runs `ensure_image` in a thr
 
 from __future__ import annotations
 
-import logging
+import math
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from prefect.logging import get_logger
 
 from leruli_prefect.client import GatewayClient
 from leruli_prefect.storage.code_archive import CodeArchiveError, check_archive, load_image
@@ -25,9 +27,9 @@ if TYPE_CHECKING:
 
     from leruli_prefect.worker.node_config import NodeConfig
 
-logger = logging.getLogger(__name__)
+logger = get_logger("leruli.images")  # under Prefect's logging setup, so it reaches the node's log
 
-# How long the group's code list is reused: a local image checked once needs no request per job.
+# How long the group's code list is reused for an image the node holds: no request per job in a stream.
 CODES_TTL_SECONDS = 10.0
 
 _lock = threading.Lock()
@@ -41,32 +43,41 @@ def ensure_image(engine: docker.DockerClient, config: NodeConfig, reference: str
     Raises `CodeArchiveError` (the job fails with its message) when the archive or the local image does not
     match the published digest.
     """
-    import docker.errors
-
-    record = _published(config, reference)
+    record = _published(config, reference, max_age=CODES_TTL_SECONDS if _has(engine, reference) else 0.0)
     if record is None:
         return  # not a published code: the node's own image, or missing (the container start says so)
     with _lock:
         loading = _loading.setdefault(reference, threading.Lock())
-    with loading:
-        try:
-            local = engine.images.get(reference)
-        except docker.errors.ImageNotFound:
-            local = None
-        if local is None:
+    with loading:  # a job that waited here finds the image its predecessor loaded
+        if not _has(engine, reference):
             _fetch_and_load(engine, config, record)
-        elif local.id != record["image_id"]:
+        local_id = engine.images.get(reference).id
+        if local_id != record["image_id"]:
             raise CodeArchiveError(
-                f"this node holds another {reference} ({local.id[:19]}) than the group published "
+                f"this node holds another {reference} ({local_id[:19]}) than the group published "
                 f"({record['image_id'][:19]}); the node's operator must remove it (`docker rmi {reference}`)"
             )
 
 
-def _published(config: NodeConfig, reference: str) -> dict[str, Any] | None:
+def _has(engine: docker.DockerClient, reference: str) -> bool:
+    import docker.errors
+
+    try:
+        engine.images.get(reference)
+    except docker.errors.ImageNotFound:
+        return False
+    return True
+
+
+def _published(config: NodeConfig, reference: str, *, max_age: float) -> dict[str, Any] | None:
+    """The group's record of `reference`; the list is asked afresh unless younger than `max_age` seconds.
+
+    A node that lacks the image always asks afresh: a code published a moment ago must not be missed.
+    """
     now = time.monotonic()
     with _lock:
-        fetched_at, codes = _codes_cache.get(config.gateway_url, (0.0, []))
-    if now - fetched_at > CODES_TTL_SECONDS:
+        fetched_at, codes = _codes_cache.get(config.gateway_url, (-math.inf, []))
+    if now - fetched_at > max_age:
         with GatewayClient(config.gateway_url) as client:
             codes = client.node_codes(
                 group_token=config.group_token.get_secret_value(),

@@ -148,6 +148,22 @@ def test_unpublished_code_is_refused_with_similar_names(
     assert refused.returncode == 1 and "list-codes" in refused.stderr
 
 
+def test_a_published_version_never_changes(
+    user_env: dict[str, str], engine: docker.DockerClient, local_code: tuple[str, str]
+) -> None:
+    name, _ = local_code
+    _publish(name, user_env)
+    container = engine.containers.create(f"{name}:1.0", command="true")
+    changed = container.commit(repository=name, tag="1.0", changes=["ENV CHANGED=1"])
+    container.remove()
+    try:
+        result = cli("publish-code", name, "1.0", env=user_env)
+    finally:
+        engine.images.remove(changed.id, force=True)
+    assert result.returncode == 1 and "use a new version" in result.stderr, result
+    assert not result.stderr.startswith("Traceback")
+
+
 def test_tampered_archive_fails_the_job_and_is_not_loaded(
     server: stack.Server,
     codes_group: dict[str, str],

@@ -104,3 +104,16 @@ def test_a_config_that_is_not_the_published_image_is_refused(
     forged = SavedImage("sha256:" + "0" * 64, file_sha256(archive), saved.size)
     with pytest.raises(CodeArchiveError, match="image config"):
         _checks(archive, code, forged)
+
+
+def test_a_loaded_image_that_is_not_the_published_one_is_untagged(
+    engine: docker.DockerClient, code: str, tmp_path: Path
+) -> None:
+    """The last check, after `docker load`: the name stays only on the published image."""
+    archive = tmp_path / "image.tar.gz"
+    save_image(engine, code, archive)
+    engine.images.remove(code)
+    with pytest.raises(CodeArchiveError, match="digest mismatch"):
+        load_image(engine, archive, reference=code, image_id="sha256:" + "0" * 64)
+    with pytest.raises(docker.errors.ImageNotFound):
+        engine.images.get(code)
