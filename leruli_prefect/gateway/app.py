@@ -57,6 +57,9 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
                     prefect=client,
                     operator_secret=operator_secret,
                     base_job_template=base_job_template,
+                    prefect_writes=asyncio.Lock()
+                    if config.prefect_database_url.startswith("sqlite")
+                    else None,
                 )
                 logger.info("leruli gateway ready on %s", config.url)
                 sweeper = asyncio.create_task(lost_nodes.sweep_forever(client))

@@ -106,7 +106,10 @@ class PrefectGuard:
 
         upstream = _upstream_scope(scope, api_path, state.operator_secret)
         if scope["type"] != "websocket":
-            return await _retrying_busy(self.app, upstream, receive, send)
+            if state.prefect_writes is None or method == "GET":
+                return await _retrying_busy(self.app, upstream, receive, send)
+            async with state.prefect_writes:
+                return await _retrying_busy(self.app, upstream, receive, send)
         receive = _rewrite_auth_frame(receive, state.operator_secret)
         if caller.kind is not SecretKind.compute or caller.group is None:
             return await self.app(upstream, receive, send)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -22,3 +23,6 @@ class GatewayState:
     # flow run id -> deployment id; a flow run never changes deployment, so this never goes stale.
     run_deployments: dict[UUID, UUID] = field(default_factory=dict)
     node_sockets: NodeSockets = field(default_factory=NodeSockets)
+    # On SQLite one writer at a time: writes that collide fail at once (SQLITE_BUSY) rather than wait, so
+    # the guard sends nodes' writing requests to Prefect one by one. None on PostgreSQL.
+    prefect_writes: asyncio.Lock | None = None
