@@ -42,10 +42,10 @@ def is_written_off(labels: Mapping[str, object], worker_name: str | None) -> boo
     return labels.get(HOLDER_LABEL) != worker_name
 
 
-def write_off_labels(labels: Mapping[str, object], holder: str, *, requeue: bool) -> dict[str, object]:
+def write_off_labels(labels: Mapping[str, object], holder: str, *, requeue: bool) -> dict[str, str | int]:
     """The labels that record that `holder` lost the current attempt (and open the next one if requeued)."""
     attempt = attempt_of(labels)
-    written: dict[str, object] = {f"{LOST_LABEL_PREFIX}{attempt}": holder, HOLDER_LABEL: ""}
+    written: dict[str, str | int] = {f"{LOST_LABEL_PREFIX}{attempt}": holder, HOLDER_LABEL: ""}
     if requeue:
         written[ATTEMPT_LABEL] = attempt + 1
     return written

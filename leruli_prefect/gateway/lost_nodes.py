@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -92,9 +91,9 @@ async def write_off(prefect: PrefectClient, flow_run: FlowRun, holder: str, *, m
     """Fence `holder` off, mark the run Crashed (`node lost`) and requeue it while attempts are left."""
     attempt = attempt_of(flow_run.labels)
     requeue = attempt < max_attempts
-    labels: Mapping[str, object] = write_off_labels(flow_run.labels, holder, requeue=requeue)
+    labels = write_off_labels(flow_run.labels, holder, requeue=requeue)
     # The fence goes up first, so the lost holder cannot slip a state in between.
-    await prefect.update_flow_run_labels(flow_run.id, dict(labels))  # type: ignore[arg-type]
+    await prefect.update_flow_run_labels(flow_run.id, dict(labels))
     # The message is the job's reason, exactly `node lost`; who and which attempt are in the labels.
     await prefect.set_flow_run_state(flow_run.id, Crashed(message=LOST_REASON), force=True)
     if requeue:
