@@ -117,7 +117,8 @@ def test_wrong_api_secret_is_refused_clearly_and_leaves_nothing_behind(
             continue
         if archive is not None:
             with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                assert marker not in tar.extractfile("input.txt").read().decode()  # type: ignore[union-attr]
+                if "input.txt" in tar.getnames():  # another test's archive holds other files
+                    assert marker not in tar.extractfile("input.txt").read().decode()  # type: ignore[union-attr]
 
 
 def test_submitted_directory_is_not_submitted_twice(alpha_user_env: dict[str, str], job_dir: Path) -> None:

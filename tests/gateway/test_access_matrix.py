@@ -118,6 +118,22 @@ GATEWAY_ROWS = (
         writers(200, other_group=404),
         lambda w, c: (f"/v1/jobs/{w.new_job(ended=True)}/prune", None),
     ),
+    Row(
+        "POST",
+        "/v1/jobs/batch",
+        writers(201, other_group=201),
+        fixed(
+            "/v1/jobs/batch",
+            {"jobs": [{"image": "leruli-busybox:1.0", "command": "true", "bucket": "leruli-" + "e" * 32}]},
+        ),
+    ),
+    # Another group's ids are left out of the answer (200, empty), exactly as ids that do not exist.
+    Row(
+        "POST",
+        "/v1/jobs/lookup",
+        members(200, other_group=200),
+        lambda w, c: ("/v1/jobs/lookup", {"ids": [w.new_job()]}),
+    ),
     Row("GET", "/v1/users", members(200, other_group=200), fixed("/v1/users")),
     Row(
         "POST",
