@@ -7,7 +7,7 @@ demo:
 test:
 	scripts/test.sh
 
-# Benchmarks against the machine's own limits (about 10 minutes); figures in bench/RESULTS.md.
+# Benchmarks against the machine's own limits, one table; figures in bench/RESULTS.md.
 bench:
 	bench/bench.sh
 
