@@ -49,6 +49,8 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
         await upgrade_database(engine)
         # Starlette does not run a mounted app's lifespan: Prefect's migrations and services start here.
         async with prefect_app.router.lifespan_context(prefect_app):
+            # On SQLite, Prefect's single writer: the guard sends nodes' and operators' writes one at a time.
+            writes = asyncio.Lock() if config.prefect_database_url.startswith("sqlite") else None
             client = PrefectClient(prefect_app, auth_string=operator_secret)
             client.manage_lifespan = False
             async with client:
@@ -57,9 +59,7 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
                     prefect=client,
                     operator_secret=operator_secret,
                     base_job_template=base_job_template,
-                    prefect_writes=asyncio.Lock()
-                    if config.prefect_database_url.startswith("sqlite")
-                    else None,
+                    prefect_writes=writes,
                 )
                 logger.info("leruli gateway ready on %s", config.url)
                 sweeper = asyncio.create_task(lost_nodes.sweep_forever(client))

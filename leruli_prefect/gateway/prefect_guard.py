@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -29,6 +28,7 @@ from leruli_prefect.gateway.callers import (
     resolve_caller,
 )
 from leruli_prefect.gateway.node_routes import Ownership, match_node_route
+from leruli_prefect.gateway.prefect_writes import read_body, replay, send_to_prefect
 from leruli_prefect.gateway.security import SecretKind
 from leruli_prefect.gateway.state import GatewayState
 
@@ -40,7 +40,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 PREFIX = "/prefect"
 MAX_CHECKED_BODY = 8 * 1024 * 1024
-BUSY_RETRIES = 8
 _STRIPPED_HEADERS = {b"authorization", GROUP_TOKEN_HEADER.encode(), COMPUTE_SECRET_HEADER.encode()}
 
 
@@ -106,10 +105,7 @@ class PrefectGuard:
 
         upstream = _upstream_scope(scope, api_path, state.operator_secret)
         if scope["type"] != "websocket":
-            if state.prefect_writes is None or method == "GET":
-                return await _retrying_busy(self.app, upstream, receive, send)
-            async with state.prefect_writes:
-                return await _retrying_busy(self.app, upstream, receive, send)
+            return await send_to_prefect(self.app, upstream, receive, send, state.prefect_writes)
         receive = _rewrite_auth_frame(receive, state.operator_secret)
         if caller.kind is not SecretKind.compute or caller.group is None:
             return await self.app(upstream, receive, send)
@@ -151,13 +147,13 @@ class PrefectGuard:
                 body = await _read_body(receive)
                 if not _is_claim(body):
                     await _check_fence(state, UUID(params["id"]), worker_name)
-                return _replay(body, receive)
+                return replay(body, receive)
             if method == "PATCH" and not api_path.endswith("/labels"):
                 await _check_fence(state, UUID(params["id"]), worker_name)
         if route.ownership is Ownership.logs:
             body = await _read_body(receive)
             await _check_logs(state, body, UUID(group.deployment_id))
-            return _replay(body, receive)
+            return replay(body, receive)
         return receive
 
 
@@ -217,29 +213,10 @@ async def _check_logs(state: GatewayState, body: bytes, deployment_id: UUID) -> 
 
 
 async def _read_body(receive: Receive) -> bytes:
-    chunks, size, more = [], 0, True
-    while more:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_CHECKED_BODY:
-            raise Refused(413, "request body too large")
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
+    body = await read_body(receive, MAX_CHECKED_BODY)
+    if body is None:
+        raise Refused(413, "request body too large")
+    return body
 
 
 def _rewrite_auth_frame(receive: Receive, operator_secret: str) -> Receive:
@@ -262,33 +239,6 @@ def _rewrite_auth_frame(receive: Receive, operator_secret: str) -> Receive:
         return message
 
     return receive_rewritten
-
-
-async def _retrying_busy(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-    """Send a request to Prefect again while it answers 503 (SQLite busy: nothing was written).
-
-    On SQLite a write that collides with another writer fails at once instead of waiting; Prefect answers 503
-    and its client retries a few times, which under a burst of node traffic is not always enough (a claimed
-    run then ends Crashed). Retrying here, before anything reached the node, absorbs such bursts.
-    """
-    try:
-        body = await _read_body(receive)
-    except Refused as refused:
-        return await _refuse(scope, receive, send, refused)
-    for attempt in range(BUSY_RETRIES + 1):
-        start: Message | None = None
-
-        async def hold_back_busy(message: Message, last: bool = attempt == BUSY_RETRIES) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-            if start is not None and (start["status"] != 503 or last):
-                await send(message)
-
-        await app(scope, _replay(body, receive), hold_back_busy)
-        if start is None or start["status"] != 503:
-            return
-        await asyncio.sleep(min(0.1 * 2**attempt, 2.0) * (0.5 + random.random()))
 
 
 def _closed_on(revoked: asyncio.Event, receive: Receive, send: Send) -> tuple[Receive, Send]:
