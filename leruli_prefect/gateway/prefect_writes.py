@@ -78,7 +78,9 @@ async def _retrying_busy(app: ASGIApp, scope: Scope, receive: Receive, send: Sen
                 await send(message)
 
         try:
-            await app(scope, replay(body, receive), hold_back_busy)
+            # A copy each time: Starlette's routing writes into the scope (root_path, route), and a second
+            # pass over a scope the first pass changed would no longer find Prefect's /api mount (404).
+            await app(dict(scope), replay(body, receive), hold_back_busy)
         except Exception:
             # Prefect answers a busy database with 503 and then re-raises for the server's log.
             if last or start is None or start["status"] != 503:
