@@ -115,11 +115,12 @@ class Server:
         return self.groups[name]
 
 
-def start_server(data_dir: Path, timeout: float = 90) -> Server:
+def start_server(data_dir: Path, *options: str, timeout: float = 90) -> Server:
+    """`leruli server start` on a free port, with extra `options` (e.g. `--max-attempts`, `1`)."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     process = start_process(
-        [LERULI, "server", "start", "--port", str(port), "--data-dir", str(data_dir)],
+        [LERULI, "server", "start", "--port", str(port), "--data-dir", str(data_dir), *options],
         data_dir.parent / f"{data_dir.name}.log",
         clean_environment(),
     )

@@ -28,6 +28,15 @@ def start(
         str | None,
         typer.Option(help="PostgreSQL URL (postgresql+asyncpg://...); default SQLite in the data dir"),
     ] = None,
+    sweep_seconds: Annotated[
+        float, typer.Option(help="How often the server looks for jobs of lost nodes (seconds)")
+    ] = 2.0,
+    lost_after_heartbeats: Annotated[
+        int, typer.Option(help="Heartbeats a node may miss before its jobs are written off and requeued")
+    ] = 3,
+    max_attempts: Annotated[
+        int, typer.Option(help="Attempts a job gets when its nodes are lost; after the last it stays Crashed")
+    ] = 3,
 ) -> None:
     """Serve the gateway (/v1), the Prefect API (/prefect/api) and UI (/prefect/) in one process."""
     from leruli_prefect.gateway.server_config import (
@@ -37,7 +46,15 @@ def start(
         write_server_info,
     )
 
-    config = ServerConfig(host=host, port=port, data_dir=data_dir.resolve(), database_url=database_url)
+    config = ServerConfig(  # out-of-range settings: one line naming them (`reports_errors`)
+        host=host,
+        port=port,
+        data_dir=data_dir.resolve(),
+        database_url=database_url,
+        sweep_seconds=sweep_seconds,
+        lost_after_heartbeats=lost_after_heartbeats,
+        max_attempts=max_attempts,
+    )
     config.data_dir.mkdir(parents=True, exist_ok=True)
     operator_secret = load_or_create_operator_secret(config.data_dir)
     # Prefect reads its settings when it is imported: set them first.

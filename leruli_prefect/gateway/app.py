@@ -62,7 +62,14 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
                     prefect_writes=writes,
                 )
                 logger.info("leruli gateway ready on %s", config.url)
-                sweeper = asyncio.create_task(lost_nodes.sweep_forever(client))
+                sweeper = asyncio.create_task(
+                    lost_nodes.sweep_forever(
+                        client,
+                        interval=config.sweep_seconds,
+                        lost_after_heartbeats=config.lost_after_heartbeats,
+                        max_attempts=config.max_attempts,
+                    )
+                )
                 yield
                 sweeper.cancel()
         await engine.dispose()

@@ -1,11 +1,12 @@
 """Writing off the jobs of lost nodes: a node that stops heartbeating loses its jobs, which are requeued.
 
 Every node (a Prefect worker) heartbeats to its pool every `heartbeat_interval_seconds` and labels each run it
-claims with its name. Every `SWEEP_SECONDS` the sweeper reads the Pending and Running runs of leruli pools;
-a run whose holder has been silent for `LOST_AFTER_HEARTBEATS` of its own intervals is written off: the
+claims with its name. Every `sweep_seconds` the sweeper reads the Pending and Running runs of leruli pools;
+a run whose holder has been silent for `lost_after_heartbeats` of its own intervals is written off: the
 holder's name goes into the run's labels (the fence, see `leruli_prefect.attempts`), the run becomes Crashed
-with `node lost`, and, while attempts are left, Scheduled again so that another node takes it. Prefect keeps
-every state, so the job's history shows each attempt.
+with `node lost`, and, while fewer than `max_attempts` were made, Scheduled again so that another node takes
+it. Prefect keeps every state, so the job's history shows each attempt. The three numbers are the server's
+settings (`leruli server start --sweep-seconds --lost-after-heartbeats --max-attempts`); the defaults below.
 """
 
 from __future__ import annotations
@@ -35,19 +36,23 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 2.0  # one cheap query; it bounds how late a lost node is noticed
-LOST_AFTER_HEARTBEATS = (
-    3  # silent this many of its own heartbeat intervals: lost (Prefect's own OFFLINE rule)
-)
-MAX_ATTEMPTS = 3
+LOST_AFTER_HEARTBEATS = 3  # silent this many of its own heartbeat intervals: lost (Prefect's OFFLINE rule)
+MAX_ATTEMPTS = 3  # a job whose node was lost this many times stays Crashed
 _DEFAULT_HEARTBEAT_SECONDS = 30  # Prefect's default, for a worker that never said its interval
 _HELD = [StateType.PENDING, StateType.RUNNING]
 
 
-async def sweep_forever(prefect: PrefectClient, *, interval: float = SWEEP_SECONDS) -> None:
+async def sweep_forever(
+    prefect: PrefectClient,
+    *,
+    interval: float = SWEEP_SECONDS,
+    lost_after_heartbeats: int = LOST_AFTER_HEARTBEATS,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> None:
     """Sweep until cancelled (the server's lifespan runs this as a background task)."""
     while True:
         try:
-            await sweep_once(prefect)
+            await sweep_once(prefect, lost_after_heartbeats=lost_after_heartbeats, max_attempts=max_attempts)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a busy database or a passing error must not end the sweeping
@@ -55,7 +60,12 @@ async def sweep_forever(prefect: PrefectClient, *, interval: float = SWEEP_SECON
         await asyncio.sleep(interval)
 
 
-async def sweep_once(prefect: PrefectClient, *, max_attempts: int = MAX_ATTEMPTS) -> list[FlowRun]:
+async def sweep_once(
+    prefect: PrefectClient,
+    *,
+    lost_after_heartbeats: int = LOST_AFTER_HEARTBEATS,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> list[FlowRun]:
     """Write off every held run whose holder is lost; returns those runs."""
     held = await prefect.read_flow_runs(
         flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_HELD))),
@@ -73,18 +83,20 @@ async def sweep_once(prefect: PrefectClient, *, max_attempts: int = MAX_ATTEMPTS
             continue  # claimed a moment ago, not yet labelled by its new holder (a write-off blanks it)
         if pool not in workers:
             workers[pool] = {w.name: w for w in await prefect.read_workers_for_work_pool(pool, limit=200)}
-        if is_lost(workers[pool].get(holder), now):
+        if is_lost(workers[pool].get(holder), now, lost_after_heartbeats=lost_after_heartbeats):
             await write_off(prefect, flow_run, holder, max_attempts=max_attempts)
             written_off.append(flow_run)
     return written_off
 
 
-def is_lost(worker: Worker | None, now: datetime) -> bool:
-    """A worker is lost when it has been silent for `LOST_AFTER_HEARTBEATS` of its heartbeat intervals."""
+def is_lost(
+    worker: Worker | None, now: datetime, *, lost_after_heartbeats: int = LOST_AFTER_HEARTBEATS
+) -> bool:
+    """A worker is lost when it has been silent for `lost_after_heartbeats` of its heartbeat intervals."""
     if worker is None or worker.last_heartbeat_time is None:
         return False  # not yet known to its pool: give it time (it heartbeats before it claims)
     interval = worker.heartbeat_interval_seconds or _DEFAULT_HEARTBEAT_SECONDS
-    return now - worker.last_heartbeat_time > timedelta(seconds=LOST_AFTER_HEARTBEATS * interval)
+    return now - worker.last_heartbeat_time > timedelta(seconds=lost_after_heartbeats * interval)
 
 
 async def write_off(prefect: PrefectClient, flow_run: FlowRun, holder: str, *, max_attempts: int) -> None:

@@ -10,7 +10,7 @@ import json
 import os
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from leruli_prefect.gateway.security import SecretKind, new_secret
 
@@ -28,6 +28,11 @@ class ServerConfig(BaseModel):
     port: int = 4300
     data_dir: Path
     database_url: str | None = None
+    # The lost-node sweeper (see lost_nodes.py): how often it looks, how many heartbeats a node may miss
+    # before its jobs are written off, and how many attempts a job gets before it stays Crashed.
+    sweep_seconds: float = Field(default=2.0, gt=0, le=3600)
+    lost_after_heartbeats: int = Field(default=3, ge=1, le=1000)
+    max_attempts: int = Field(default=3, ge=1, le=100)
 
     @property
     def url(self) -> str:

@@ -193,3 +193,46 @@ def test_paused_node_that_comes_back_is_fenced_off(two_nodes: TwoNodes, engine: 
         assert [s["type"] for s in _states(node.server, job_id)].count("COMPLETED") == 1
     finally:
         _remove_containers(engine, job_id)
+
+
+def test_sweeper_settings_of_the_server_apply(
+    s3_env: dict[str, str],
+    docker_ready: None,
+    engine: docker.DockerClient,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A server started with one attempt per job and 2 missed heartbeats leaves a lost node's job Crashed."""
+    directory = tmp_path_factory.mktemp("sweep-settings")
+    options = ("--sweep-seconds", "0.5", "--lost-after-heartbeats", "2", "--max-attempts", "1")
+    server = stack.start_server(directory / "data", *options)
+    node, job_id = None, None
+    try:
+        node = start_node_for_new_group(
+            server, s3_env, directory, "sweepset", heartbeat_seconds=1, container_user="65534:65534"
+        )
+        job_id, _ = node.submit("sleep 60")
+        wait_for_container(engine, job_id)
+        node.process.popen.kill()
+        node.process.popen.wait()
+        killed = time.monotonic()
+        job = node.wait_state(job_id, "Crashed", timeout=30)
+        lost_after = time.monotonic() - killed
+        print(f"lost node to Crashed with 2 heartbeats of 1 s, sweep 0.5 s: {lost_after:.1f} s")
+        assert job["reason"] == LOST_REASON
+        time.sleep(3)  # a requeue would have come by now: the write-off sets Scheduled right after Crashed
+        labels = flow_run(server, job_id)["labels"]
+        assert attempt_of(labels) == 1 and labels["leruli.lost.1"], labels
+        assert node.job(job_id)["state"] == "Crashed"
+        assert _states(server, job_id)[-1]["type"] == "CRASHED"
+    finally:
+        if job_id is not None:
+            _remove_containers(engine, job_id)
+        if node is not None:
+            node.process.stop()
+        server.process.stop()
+
+
+def test_out_of_range_sweeper_settings_are_refused(tmp_path: Path) -> None:
+    result = stack.cli("server", "start", "--data-dir", str(tmp_path), "--max-attempts", "0", timeout=60)
+    assert result.returncode == 1
+    assert "max_attempts" in result.stderr and "greater than or equal to 1" in result.stderr
