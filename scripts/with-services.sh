@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run a command with the real parts it needs: install what is missing, start Docker and S3 unless they run
-# already, build the offline images, run the command, then stop by PID only the parts started here.
+# Run a command with the real parts it needs: install what is missing, start Docker, S3, PostgreSQL and Redis
+# unless they run already, build the offline images, run the command, then stop by PID only the parts started
+# here.
 # Used by `make test` (scripts/test.sh) and `make bench` (bench/bench.sh).
 set -euo pipefail
 
@@ -18,7 +19,7 @@ stop_started() {
 }
 trap stop_started EXIT
 
-for part in docker s3; do
+for part in docker s3 postgres redis; do
     if ! scripts/"$part".sh status >/dev/null 2>&1; then
         scripts/"$part".sh start
         started+=("$part")

@@ -1,7 +1,13 @@
-"""Session-wide real parts: S3, Docker, one server with two groups, one node for group `alpha`."""
+"""Session-wide real parts: S3, Docker, one server with two groups, one node for group `alpha`.
+
+The server runs on SQLite; a test marked `on_both_databases` runs once more against a server on PostgreSQL
+(a database of its own on the cluster of scripts/postgres.sh). Every test that uses the server carries the
+database in its id (`[sqlite]`, `[postgres]`); pytest groups the tests by it, so each server starts once.
+"""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,13 +26,23 @@ def docker_ready() -> None:
     stack.ensure_docker_and_test_image()
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[stack.Server]:
-    running = stack.start_server(tmp_path_factory.mktemp("server") / "data")
+@pytest.fixture(scope="session", params=stack.DATABASES[:1])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[stack.Server]:
+    database = None
+    if request.param == "postgres":
+        database = stack.PostgresDatabase.create(f"leruli_test_{secrets.token_hex(4)}")
+    running = stack.start_server(
+        tmp_path_factory.mktemp(f"server-{request.param}") / "data",
+        database_url=database.url if database else None,
+    )
     running.init_group("alpha")
     running.init_group("beta")
     yield running
     running.process.stop()
+    if database:
+        database.drop()
 
 
 @pytest.fixture(scope="session")

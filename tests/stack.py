@@ -1,4 +1,4 @@
-"""Real parts for the tests: S3 and Docker (started by the project's scripts), a server and nodes.
+"""Real parts for the tests: S3, Docker, PostgreSQL, Redis (started by the project's scripts), servers, nodes.
 
 Each part runs as its own process, started the way a user starts it (`leruli server start`, `leruli node
 start`), and stopped by PID when the session ends.
@@ -17,10 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 LERULI = str(Path(sys.executable).parent / "leruli")
 TEST_IMAGE = "leruli-busybox:1.0"
+
+DATABASES = ("sqlite", "postgres")
+# For the tests that must hold on both databases (tests/conftest.py's `server` is SQLite otherwise): the
+# server and whatever hangs off it (groups, nodes, module fixtures) then exist once per database.
+on_both_databases = pytest.mark.parametrize("server", DATABASES, indirect=True)
 
 
 def free_port() -> int:
@@ -29,15 +35,57 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def s3_environment() -> dict[str, str]:
-    """Start (or find) the real S3 server and return its `LERULI_S3_*` settings."""
-    subprocess.run([REPO / "scripts" / "s3.sh", "start"], check=True, capture_output=True)
+def stack_dir() -> Path:
+    """Where the project's scripts keep local services' state and their `*.env` files."""
+    return Path(os.environ.get("LERULI_STACK_DIR") or REPO / ".stack")
+
+
+def started_service(script: str) -> dict[str, str]:
+    """Start (or find) a local service with `scripts/<script>.sh start`; returns the settings it wrote."""
+    subprocess.run([REPO / "scripts" / f"{script}.sh", "start"], check=True, capture_output=True)
     env = {}
-    for line in (REPO / ".stack" / "s3.env").read_text().splitlines():
+    for line in (stack_dir() / f"{script}.env").read_text().splitlines():
         if line.startswith("export "):
             name, _, value = line.removeprefix("export ").partition("=")
             env[name] = value.strip("'\"")
     return env
+
+
+def s3_environment() -> dict[str, str]:
+    """Start (or find) the real S3 server and return its `LERULI_S3_*` settings."""
+    return started_service("s3")
+
+
+@dataclass
+class PostgresDatabase:
+    """A database of its own on the test PostgreSQL cluster (scripts/postgres.sh), dropped by `drop`."""
+
+    name: str
+    admin: dict[str, str]  # PG* settings of the cluster's superuser, for psql
+
+    @classmethod
+    def create(cls, name: str) -> PostgresDatabase:
+        database = cls(name, started_service("postgres"))
+        database.psql(f'CREATE DATABASE "{name}"')
+        return database
+
+    @property
+    def url(self) -> str:
+        return self.admin["LERULI_POSTGRES_URL"].rsplit("/", 1)[0] + f"/{self.name}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        result = subprocess.run(
+            ["psql", "-X", "-q", "-tA", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql],
+            env={**os.environ, **self.admin},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def drop(self) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 def s3_client(s3: dict[str, str]):  # noqa: ANN201 - a boto3 S3 client
@@ -115,15 +163,23 @@ class Server:
         return self.groups[name]
 
 
-def start_server(data_dir: Path, *options: str, timeout: float = 90) -> Server:
-    """`leruli server start` on a free port, with extra `options` (e.g. `--max-attempts`, `1`)."""
+def start_server(
+    data_dir: Path,
+    *options: str,
+    timeout: float = 90,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+) -> Server:
+    """`leruli server start` on a free port, with extra `options` (e.g. `--max-attempts`, `1`): SQLite in
+    `data_dir`, or the PostgreSQL (and Redis) given."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    process = start_process(
-        [LERULI, "server", "start", "--port", str(port), "--data-dir", str(data_dir), *options],
-        data_dir.parent / f"{data_dir.name}.log",
-        clean_environment(),
-    )
+    args = [LERULI, "server", "start", "--port", str(port), "--data-dir", str(data_dir), *options]
+    if database_url:
+        args += ["--database-url", database_url]
+    if redis_url:
+        args += ["--redis-url", redis_url]
+    process = start_process(args, data_dir.parent / f"{data_dir.name}.log", clean_environment())
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -37,6 +37,12 @@ def start(
     max_attempts: Annotated[
         int, typer.Option(help="Attempts a job gets when its nodes are lost; after the last it stays Crashed")
     ] = 3,
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            help="Redis URL (redis://HOST:PORT/DB) shared by several server processes on one --database-url"
+        ),
+    ] = None,
 ) -> None:
     """Serve the gateway (/v1), the Prefect API (/prefect/api) and UI (/prefect/) in one process."""
     from leruli_prefect.gateway.server_config import (
@@ -51,10 +57,12 @@ def start(
         port=port,
         data_dir=data_dir.resolve(),
         database_url=database_url,
+        redis_url=redis_url,
         sweep_seconds=sweep_seconds,
         lost_after_heartbeats=lost_after_heartbeats,
         max_attempts=max_attempts,
     )
+    config.check()
     config.data_dir.mkdir(parents=True, exist_ok=True)
     operator_secret = load_or_create_operator_secret(config.data_dir)
     # Prefect reads its settings when it is imported: set them first.

@@ -65,6 +65,7 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
                 sweeper = asyncio.create_task(
                     lost_nodes.sweep_forever(
                         client,
+                        engine,
                         interval=config.sweep_seconds,
                         lost_after_heartbeats=config.lost_after_heartbeats,
                         max_attempts=config.max_attempts,

@@ -28,10 +28,12 @@ from prefect.states import Crashed, Scheduled
 
 from leruli_prefect.attempts import HOLDER_LABEL, LOST_REASON, attempt_of, write_off_labels
 from leruli_prefect.gateway.job_runs import WORKER_TYPE
+from leruli_prefect.gateway.sweep_turn import sweep_turn
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import FlowRun, Worker
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +46,23 @@ _HELD = [StateType.PENDING, StateType.RUNNING]
 
 async def sweep_forever(
     prefect: PrefectClient,
+    engine: AsyncEngine,
     *,
     interval: float = SWEEP_SECONDS,
     lost_after_heartbeats: int = LOST_AFTER_HEARTBEATS,
     max_attempts: int = MAX_ATTEMPTS,
 ) -> None:
-    """Sweep until cancelled (the server's lifespan runs this as a background task)."""
+    """Sweep until cancelled (the server's lifespan runs this as a background task).
+
+    Server processes that share a database take turns (`sweep_turn`): a run is written off once.
+    """
     while True:
         try:
-            await sweep_once(prefect, lost_after_heartbeats=lost_after_heartbeats, max_attempts=max_attempts)
+            async with sweep_turn(engine) as my_turn:
+                if my_turn:
+                    await sweep_once(
+                        prefect, lost_after_heartbeats=lost_after_heartbeats, max_attempts=max_attempts
+                    )
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a busy database or a passing error must not end the sweeping

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from leruli_prefect.errors import ConfigurationError
 from leruli_prefect.gateway.security import SecretKind, new_secret
 
 OPERATOR_SECRET_FILE = "operator-secret"
@@ -33,6 +34,21 @@ class ServerConfig(BaseModel):
     sweep_seconds: float = Field(default=2.0, gt=0, le=3600)
     lost_after_heartbeats: int = Field(default=3, ge=1, le=1000)
     max_attempts: int = Field(default=3, ge=1, le=100)
+    # Messaging between several server processes on one PostgreSQL database (prefect-redis).
+    redis_url: str | None = None
+
+    def check(self) -> None:
+        """Refuse settings that cannot work together, with a one-line reason."""
+        if self.database_url and not self.database_url.startswith("postgresql+asyncpg://"):
+            raise ConfigurationError(
+                "--database-url must be a postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB URL"
+            )
+        if self.redis_url and not self.database_url:
+            raise ConfigurationError(
+                "--redis-url is for several server processes, which need a shared --database-url (PostgreSQL)"
+            )
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://")):
+            raise ConfigurationError("--redis-url must be a redis://HOST:PORT/DB URL")
 
     @property
     def url(self) -> str:
@@ -90,4 +106,25 @@ def prefect_environment(config: ServerConfig, operator_secret: str) -> dict[str,
     }
     for service in _SERVICES_OFF:
         environment[f"PREFECT_SERVER_SERVICES_{service}_ENABLED"] = "false"
+    if config.redis_url:
+        environment.update(redis_messaging_environment(config.redis_url))
     return environment
+
+
+def redis_messaging_environment(redis_url: str) -> dict[str, str]:
+    """What Prefect needs so that several server processes act as one (its "Scale self-hosted Prefect" guide).
+
+    Events, the event cache and causal ordering, concurrency leases, background task scheduling (docket) and
+    the worker cleanup queue go through Redis instead of each process's memory: an event a node sends to one
+    process (a run's Cancelling, say) reaches the subscribers of every other.
+    """
+    return {
+        "PREFECT_MESSAGING_BROKER": "prefect_redis.messaging",
+        "PREFECT_MESSAGING_CACHE": "prefect_redis.messaging",
+        "PREFECT_SERVER_EVENTS_CAUSAL_ORDERING": "prefect_redis.ordering",
+        "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+        "PREFECT_SERVER_WORKER_CHANNEL_CLEANUP_QUEUE_STORAGE": "prefect_redis.cleanup_queue",
+        "PREFECT_REDIS_MESSAGING_URL": redis_url,
+        "PREFECT_REDIS_WORKER_CLEANUP_QUEUE_URL": redis_url,
+        "PREFECT_SERVER_DOCKET_URL": redis_url,
+    }

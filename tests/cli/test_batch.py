@@ -14,7 +14,7 @@ from leruli_prefect.batch_submission import PENDING_FILE, find_directories, subm
 from leruli_prefect.client import GatewayClient
 from leruli_prefect.storage.s3_client import make_s3_client
 from tests import stack
-from tests.stack import LERULI, TEST_IMAGE, cli
+from tests.stack import LERULI, TEST_IMAGE, cli, on_both_databases
 
 CODE, VERSION = TEST_IMAGE.split(":")
 COUNT = 200
@@ -35,7 +35,10 @@ def _count(server: stack.Server, group: dict[str, str], state: str | None = None
     if state:
         body["flow_runs"] = {"state": {"type": {"any_": [state]}}}
     headers = {"Authorization": f"Bearer {server.operator_secret}"}
-    return httpx.post(f"{server.url}/prefect/api/flow_runs/count", headers=headers, json=body).json()
+    # A poll: under a loaded machine an answer can take more than httpx's default 5 s.
+    return httpx.post(
+        f"{server.url}/prefect/api/flow_runs/count", headers=headers, json=body, timeout=60
+    ).json()
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +68,7 @@ def batch_node(
     node.stop()
 
 
+@on_both_databases
 @pytest.mark.timeout(900)
 def test_interrupted_batch_resumes_to_exactly_one_job_per_directory(
     server: stack.Server,

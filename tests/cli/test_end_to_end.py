@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests import stack
-from tests.stack import TEST_IMAGE, cli
+from tests.stack import TEST_IMAGE, cli, on_both_databases
 
 CODE, VERSION = TEST_IMAGE.split(":")
 pytestmark = pytest.mark.usefixtures("alpha_node")
@@ -26,6 +26,7 @@ def _submit(job_dir: Path, env: dict[str, str], *command: str, options: tuple[st
     return job_id
 
 
+@on_both_databases
 def test_job_runs_in_docker_and_its_outputs_come_back(
     server: stack.Server, alpha: dict[str, str], alpha_user_env: dict[str, str], job_dir: Path, tmp_path: Path
 ) -> None:
@@ -77,6 +78,7 @@ def test_secrets_never_reach_the_logs(
     assert alpha_user_env["LERULI_S3_SECRET"] not in logs
 
 
+@on_both_databases
 def test_failing_command_ends_failed_with_its_exit_code(
     server: stack.Server, alpha: dict[str, str], alpha_user_env: dict[str, str], job_dir: Path
 ) -> None:
@@ -135,6 +137,7 @@ def test_reserved_input_names_are_refused(alpha_user_env: dict[str, str], job_di
     assert "joblog.txt" in result.stderr and "reserved" in result.stderr
 
 
+@on_both_databases
 def test_group_token_lists_and_reads_the_groups_jobs_only(
     server: stack.Server,
     alpha: dict[str, str],

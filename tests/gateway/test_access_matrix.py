@@ -17,6 +17,7 @@ import websockets
 from leruli_prefect.gateway.node_routes import NODE_ROUTES, Ownership
 from tests import stack
 from tests.gateway.access_world import CALLERS, World, build_world, unique
+from tests.stack import on_both_databases
 
 BAD = {
     "none": 401,
@@ -173,12 +174,14 @@ def world(server: stack.Server) -> World:
     return build_world(server)
 
 
+@on_both_databases
 def test_every_gateway_route_has_a_row(server: stack.Server) -> None:
     spec = httpx.get(f"{server.url}/openapi.json").json()
     routes = {(method.upper(), path) for path, item in spec["paths"].items() for method in item}
     assert routes == {(row.method, row.path) for row in GATEWAY_ROWS}
 
 
+@on_both_databases
 @pytest.mark.parametrize("row", GATEWAY_ROWS, ids=lambda row: f"{row.method} {row.path}")
 def test_gateway_route(world: World, row: Row) -> None:
     wrong = {}
@@ -263,6 +266,7 @@ def test_every_node_route_has_a_request() -> None:
     [r for r in NODE_ROUTES if r.method != "WS"],
     ids=lambda r: f"{r.method} {_template(r.pattern.pattern)}",
 )
+@on_both_databases
 def test_node_route(world: World, route: object) -> None:
     template = _template(route.pattern.pattern)  # type: ignore[attr-defined]
     wrong = {}
@@ -293,6 +297,7 @@ async def _handshake(url: str, headers: dict[str, str], token: str) -> bool:
 @pytest.mark.parametrize(
     "route", [r for r in NODE_ROUTES if r.method == "WS"], ids=lambda r: r.pattern.pattern
 )
+@on_both_databases
 def test_node_websocket(world: World, route: object) -> None:
     path, _ = _NODE_REQUESTS[_template(route.pattern.pattern)](world)  # type: ignore[attr-defined]
     url = world.server.url.replace("http://", "ws://") + f"/prefect{path}"

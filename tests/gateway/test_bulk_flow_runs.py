@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests import stack
+from tests.stack import on_both_databases
 
 SPEC = {
     "image": "leruli-busybox:1.0",
@@ -77,6 +78,7 @@ def _state_shape(state: dict[str, Any]) -> dict[str, Any]:
     return {"type": state["type"], "name": state["name"], "message": state["message"], "details": details}
 
 
+@on_both_databases
 def test_bulk_runs_equal_runs_made_one_by_one(server: stack.Server, group: dict[str, str]) -> None:
     reference_id = _submit_one(server, group)
     bulk_ids = [job["id"] for job in _submit_batch(server, group, [None, None, None])]
@@ -116,6 +118,7 @@ def _scheduled_events(server: stack.Server, run_id: str) -> list[dict[str, Any]]
     return _prefect(server, "POST", "/events/filter", body)["events"]
 
 
+@on_both_databases
 def test_bulk_runs_emit_the_same_events(server: stack.Server, group: dict[str, str]) -> None:
     reference_id = _submit_one(server, group)
     bulk_id = _submit_batch(server, group, [None])[0]["id"]
@@ -136,6 +139,7 @@ def test_bulk_runs_emit_the_same_events(server: stack.Server, group: dict[str, s
     assert got["id"] == state["id"]  # like Prefect's, the event's id is the state's
 
 
+@on_both_databases
 def test_idempotency_keys_answer_the_first_job_and_stay_in_their_group(
     server: stack.Server, group: dict[str, str]
 ) -> None:

@@ -8,6 +8,7 @@ import time
 import docker
 import docker.errors
 
+from tests.stack import on_both_databases
 from tests.worker.conftest import NODE_MEMORY_MB
 from tests.worker.node_stack import NodeUnderTest, state_history, wait_for_container
 
@@ -27,6 +28,7 @@ def _seconds_until_stopped(container: docker.models.containers.Container, since:
     return time.monotonic() - since
 
 
+@on_both_databases
 def test_running_job_stops_within_deadline_and_keeps_its_outputs(
     gamma_node: NodeUnderTest, engine: docker.DockerClient
 ) -> None:
@@ -52,6 +54,7 @@ def test_running_job_stops_within_deadline_and_keeps_its_outputs(
     assert not gamma_node.run_dir(job_id).exists()
 
 
+@on_both_databases
 def test_queued_job_that_is_cancelled_never_starts(
     gamma_node: NodeUnderTest, engine: docker.DockerClient
 ) -> None:

@@ -22,6 +22,7 @@ from leruli_prefect.attempts import HOLDER_LABEL, LOST_REASON, WORKER_NAME_HEADE
 from leruli_prefect.client import COMPUTE_SECRET_HEADER, GROUP_TOKEN_HEADER
 from leruli_prefect.worker.container_runner import NODE_LABEL
 from tests import stack
+from tests.stack import on_both_databases
 from tests.worker.node_stack import (
     NodeUnderTest,
     flow_run,
@@ -114,6 +115,7 @@ def _remove_containers(engine: docker.DockerClient, job_id: str) -> None:
         container.remove(force=True)
 
 
+@on_both_databases
 def test_killed_node_job_is_requeued_and_completed_by_the_other(
     two_nodes: TwoNodes, engine: docker.DockerClient
 ) -> None:
