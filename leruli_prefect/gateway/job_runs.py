@@ -1,6 +1,7 @@
 """Groups and jobs as Prefect objects: a group's work pool and deployment, a job's flow run.
 
-Everything here goes through Prefect's public client, against the in-process Prefect app.
+Changes go through Prefect's public client, against the in-process Prefect app; many runs are created at once
+by `bulk_flow_runs`, and reads go straight to the database (`job_reads`).
 """
 
 from __future__ import annotations
@@ -9,14 +10,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.client.schemas.filters import (
-    DeploymentFilter,
-    DeploymentFilterId,
-    FlowRunFilter,
-    FlowRunFilterId,
-)
 from prefect.client.schemas.objects import StateType
-from prefect.client.schemas.sorting import FlowRunSort
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Cancelling
 
@@ -74,22 +68,6 @@ def scoped_idempotency_key(deployment_id: UUID, key: str | None) -> str | None:
     return f"{deployment_id}:{key}" if key else None
 
 
-async def create_job_run(
-    client: PrefectClient,
-    *,
-    deployment_id: UUID,
-    spec: JobSpec,
-    owner: str,
-    idempotency_key: str | None = None,
-) -> FlowRun:
-    return await client.create_flow_run_from_deployment(
-        deployment_id,
-        parameters=spec.model_dump(),
-        tags=[owner_tag(owner)],
-        idempotency_key=scoped_idempotency_key(deployment_id, idempotency_key),
-    )
-
-
 async def create_job_runs(
     *, deployment_id: UUID, specs: list[tuple[JobSpec, str | None]], owner: str
 ) -> list[bulk_flow_runs.RunCreated]:
@@ -105,15 +83,6 @@ async def create_job_runs(
     return await bulk_flow_runs.create_flow_runs(deployment_id, requests)
 
 
-async def read_job_runs(client: PrefectClient, *, run_ids: list[UUID], deployment_id: UUID) -> list[FlowRun]:
-    """Those of the runs that exist in the group (others are left out, as if they did not exist)."""
-    return await client.read_flow_runs(
-        flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=run_ids)),
-        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-        limit=len(run_ids),
-    )
-
-
 async def read_job_run(client: PrefectClient, *, run_id: UUID, deployment_id: UUID) -> FlowRun | None:
     """The flow run, or None when it does not exist or belongs to another group (the same to the caller)."""
     try:
@@ -121,14 +90,6 @@ async def read_job_run(client: PrefectClient, *, run_id: UUID, deployment_id: UU
     except ObjectNotFound:
         return None
     return flow_run if flow_run.deployment_id == deployment_id else None
-
-
-async def list_job_runs(client: PrefectClient, *, deployment_id: UUID, limit: int) -> list[FlowRun]:
-    return await client.read_flow_runs(
-        deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
-        sort=FlowRunSort.EXPECTED_START_TIME_DESC,
-        limit=limit,
-    )
 
 
 def owner_of(flow_run: FlowRun) -> str | None:
@@ -160,7 +121,8 @@ async def mark_pruned(client: PrefectClient, *, flow_run: FlowRun) -> None:
         await client.update_flow_run(flow_run.id, tags=[*flow_run.tags, PRUNED_TAG])
 
 
-def job_view(flow_run: FlowRun) -> JobView:
+def job_view(flow_run: FlowRun | Any) -> JobView:
+    """The job as the REST API shows it, from a client flow run or Prefect's ORM row (same attributes)."""
     parameters = flow_run.parameters or {}
     state = flow_run.state
     owner = owner_of(flow_run)

@@ -1,15 +1,20 @@
-"""Runs made by the bulk path read back through Prefect's own API exactly like runs made one by one."""
+"""Runs made by the bulk path (which POST /v1/jobs uses too) read back through Prefect's own API exactly like
+runs made by Prefect's own `create_flow_run_from_deployment`."""
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from leruli_prefect.job_spec import FLOW_NAME, JobSpec, deployment_name, owner_tag
 from tests import stack
 from tests.stack import on_both_databases
+
+GROUP = "bulkeq"
 
 SPEC = {
     "image": "leruli-busybox:1.0",
@@ -39,7 +44,7 @@ def _bearer(secret: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def group(server: stack.Server) -> dict[str, str]:
-    return server.init_group("bulkeq")
+    return server.init_group(GROUP)
 
 
 def _prefect(server: stack.Server, method: str, path: str, body: object = None) -> Any:
@@ -48,6 +53,13 @@ def _prefect(server: stack.Server, method: str, path: str, body: object = None) 
     )
     assert response.status_code < 300, response.text
     return response.json()
+
+
+def _made_by_prefect(server: stack.Server) -> str:
+    """A run of the group's deployment made by Prefect's own API, as POST /v1/jobs once made them."""
+    deployment = _prefect(server, "GET", f"/deployments/name/{FLOW_NAME}/{deployment_name(GROUP)}")
+    body = {"parameters": JobSpec.model_validate(SPEC).model_dump(mode="json"), "tags": [owner_tag("admin")]}
+    return _prefect(server, "POST", f"/deployments/{deployment['id']}/create_flow_run", body)["id"]
 
 
 def _submit_one(server: stack.Server, group: dict[str, str]) -> str:
@@ -79,9 +91,10 @@ def _state_shape(state: dict[str, Any]) -> dict[str, Any]:
 
 
 @on_both_databases
-def test_bulk_runs_equal_runs_made_one_by_one(server: stack.Server, group: dict[str, str]) -> None:
-    reference_id = _submit_one(server, group)
+def test_bulk_runs_equal_runs_made_by_prefect(server: stack.Server, group: dict[str, str]) -> None:
+    reference_id = _made_by_prefect(server)
     bulk_ids = [job["id"] for job in _submit_batch(server, group, [None, None, None])]
+    bulk_ids.append(_submit_one(server, group))
     reference = _prefect(server, "GET", f"/flow_runs/{reference_id}")
 
     for run_id in bulk_ids:
@@ -120,23 +133,45 @@ def _scheduled_events(server: stack.Server, run_id: str) -> list[dict[str, Any]]
 
 @on_both_databases
 def test_bulk_runs_emit_the_same_events(server: stack.Server, group: dict[str, str]) -> None:
-    reference_id = _submit_one(server, group)
-    bulk_id = _submit_batch(server, group, [None])[0]["id"]
+    reference_id = _made_by_prefect(server)
+    bulk_ids = [job["id"] for job in _submit_batch(server, group, [None, None])]
+    bulk_ids.append(_submit_one(server, group))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # the event persister writes events in the background
-        reference, bulk = _scheduled_events(server, reference_id), _scheduled_events(server, bulk_id)
-        if reference and bulk:
+        reference = _scheduled_events(server, reference_id)
+        bulk = {run_id: _scheduled_events(server, run_id) for run_id in bulk_ids}
+        if reference and all(bulk.values()):
             break
         time.sleep(0.5)
-    assert len(reference) == len(bulk) == 1
-    ref, got = reference[0], bulk[0]
-    assert got["related"] == ref["related"]
-    assert got["payload"]["intended"] == ref["payload"]["intended"] == {"from": None, "to": "SCHEDULED"}
-    assert got["payload"]["validated_state"] == ref["payload"]["validated_state"]
-    assert set(got["resource"]) == set(ref["resource"])
-    assert got["resource"]["prefect.resource.id"] == f"prefect.flow-run.{bulk_id}"
-    state = _prefect(server, "GET", f"/flow_runs/{bulk_id}")["state"]
-    assert got["id"] == state["id"]  # like Prefect's, the event's id is the state's
+    assert len(reference) == 1
+    ref = reference[0]
+    for bulk_id, events in bulk.items():
+        assert len(events) == 1
+        got = events[0]
+        assert got["related"] == ref["related"]
+        assert got["payload"] == ref["payload"]
+        assert got["payload"]["intended"] == {"from": None, "to": "SCHEDULED"}
+        assert set(got["resource"]) == set(ref["resource"])
+        assert got["resource"]["prefect.resource.id"] == f"prefect.flow-run.{bulk_id}"
+        run = _prefect(server, "GET", f"/flow_runs/{bulk_id}")
+        assert got["resource"]["prefect.resource.name"] == run["name"]
+        assert got["id"] == run["state"]["id"]  # like Prefect's, the event's id is the state's
+        assert _same_instant(got["occurred"], run["state"]["timestamp"])
+        assert _same_instant(got["resource"]["prefect.state-timestamp"], run["state"]["timestamp"])
+
+
+def _same_instant(one: str, other: str) -> bool:
+    return datetime.fromisoformat(one) == datetime.fromisoformat(other)
+
+
+@on_both_databases
+def test_one_submission_answers_the_job_as_it_reads_back(server: stack.Server, group: dict[str, str]) -> None:
+    response = httpx.post(f"{server.url}/v1/jobs", headers=_bearer(group["api_secret"]), json=SPEC)
+    assert response.status_code == 201, response.text
+    created = response.json()
+    read = httpx.get(f"{server.url}/v1/jobs/{created['id']}", headers=_bearer(group["api_secret"])).json()
+    assert created == read
+    assert (created["state"], created["owner"], created["image"]) == ("Scheduled", "admin", SPEC["image"])
 
 
 @on_both_databases

@@ -1,0 +1,58 @@
+"""Reading a group's jobs straight from Prefect's database, in the gateway's own process.
+
+Through Prefect's client a status read is a second HTTP request inside the same process (routing,
+middleware, JSON out and back in) around the lookup of one row; under load that framing was most of its
+time (bench/RESULTS.md, row 6). These reads select the flow runs with Prefect's ORM models in one session
+(portable SQLAlchemy: SQLite and PostgreSQL alike) and build the views before the session closes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from prefect.server import schemas
+from prefect.server.database import provide_database_interface
+
+from leruli_prefect.gateway.job_runs import job_view
+from leruli_prefect.gateway.models import JobView
+
+
+async def read_job_views(run_ids: Sequence[UUID], deployment_id: UUID) -> list[JobView]:
+    """The views of those of `run_ids` that are the group's jobs (others are left out, as if absent)."""
+    if not run_ids:
+        return []
+    db = provide_database_interface()
+    return await _views(
+        db,
+        sa.select(db.FlowRun).where(
+            db.FlowRun.id.in_(list(run_ids)), db.FlowRun.deployment_id == deployment_id
+        ),
+    )
+
+
+async def read_job_view(run_id: UUID, deployment_id: UUID) -> JobView | None:
+    """The job's view, or None when it does not exist or is another group's (the same to the caller)."""
+    views = await read_job_views([run_id], deployment_id)
+    return views[0] if views else None
+
+
+async def list_job_views(deployment_id: UUID, limit: int) -> list[JobView]:
+    """The group's latest jobs first, as Prefect sorts by expected start time."""
+    db = provide_database_interface()
+    query = (
+        sa.select(db.FlowRun)
+        .where(db.FlowRun.deployment_id == deployment_id)
+        .order_by(*schemas.sorting.FlowRunSort.EXPECTED_START_TIME_DESC.as_sql_sort())
+        .limit(limit)
+    )
+    return await _views(db, query)
+
+
+async def _views(db: Any, query: Any) -> list[JobView]:
+    async with db.session_context() as session:
+        # The current state comes with each run (Prefect loads it eagerly, one more SELECT for all).
+        flow_runs = (await session.execute(query)).scalars().all()
+        return [job_view(flow_run) for flow_run in flow_runs]
