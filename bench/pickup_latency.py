@@ -17,12 +17,13 @@ from bench.job_states import require_completed, wait_until_all_final
 from bench.job_submission import make_small_directories, post_job, stage_directory
 from bench.results_table import Figure
 from bench.timing import percentile
+from leruli_prefect.worker.node_config import NodeConfig
 
 if TYPE_CHECKING:
     from bench.bench_stack import BenchStack
     from bench.container_events import ContainerEvents
 
-NODE_POLL_SECONDS = 1.0  # the node's default `poll_seconds`
+NODE_POLL_SECONDS: float = NodeConfig.model_fields["poll_seconds"].default  # the node's default
 P50_TARGET_S = 1.0
 P95_TARGET_S = 2.0
 

@@ -1,7 +1,8 @@
 """Row 4: 1 GiB of inputs and outputs through a job, against the same bytes moved directly with boto3.
 
 The job gets a 512 MiB input and copies it to a 512 MiB output. Through the product: `leruli submit`
-(pack, bucket, upload), the node's stage in and stage out, then `leruli get` (download the bucket); the
+(pack, bucket, upload), the node's stage in and stage out, then `leruli get` in the submitted directory, as
+the CLI does (it reads ./leruli.bucket there): the outputs come down, the unchanged input is kept; the
 container's own run time (start to die) is taken off. Directly: the four transfers that job implies
 (input up, input down to the node, output up, output down to the user), with the same boto3 settings.
 Random bytes, so that compression gains nothing.
@@ -19,7 +20,8 @@ from bench.job_submission import post_job, stage_directory
 from bench.results_table import Figure
 from bench.timing import timed
 from leruli_prefect.storage.buckets import create_bucket, new_bucket_name
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket, download_file, upload_file
+from leruli_prefect.storage.job_files import download_run_dir
+from leruli_prefect.storage.transfer import download_file, upload_file
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -52,13 +54,13 @@ def direct_transfers(bench: BenchStack, source: Path, work: Path) -> float:
     return span.seconds
 
 
-def through_job(bench: BenchStack, events: ContainerEvents, job_dir: Path, work: Path) -> tuple[float, float]:
+def through_job(bench: BenchStack, events: ContainerEvents, job_dir: Path) -> tuple[float, float]:
     """Seconds from `leruli submit` to `leruli get` done, less the container's run; and that run."""
     with timed() as span:
         spec = stage_directory(bench, job_dir, "cp input.bin output.bin", memory_mb=2000)
         job_id = post_job(bench, RUN_GROUP, spec)
         state = wait_until_final(bench, RUN_GROUP, job_id, timeout=600)
-        download_bucket(bench.s3(), spec.bucket, work / "got", skip=frozenset({ARCHIVE_KEY}))
+        download_run_dir(bench.s3(), spec.bucket, job_dir)  # what `leruli get` runs
     if state != "Completed":
         raise RuntimeError(f"staging job {job_id} ended {state}")
     container = events.wait_for("die", str(job_id), 10) - events.wait_for("start", str(job_id), 10)
@@ -74,7 +76,7 @@ def measure(bench: BenchStack, events: ContainerEvents) -> list[Figure]:
         direct = direct_transfers(bench, job_dir / "input.bin", work)
         (work / "node-input.bin").unlink()
         (work / "user-output.bin").unlink()
-        job, container = through_job(bench, events, job_dir, work)
+        job, container = through_job(bench, events, job_dir)
     finally:
         bench.delete_buckets()
         shutil.rmtree(work, ignore_errors=True)

@@ -28,7 +28,7 @@ from uuid import UUID
 from leruli_prefect.connections import CredentialsSource, StorageSource, gateway_client_for, s3_client_for
 from leruli_prefect.errors import JobFailedError, SubmissionError
 from leruli_prefect.job_spec import BUCKET_PATTERN, JobView
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket
+from leruli_prefect.storage.job_files import download_run_dir
 from leruli_prefect.submission import job_spec, upload_and_submit
 
 # A directory, a list of files (packed flat, by name), or file names mapped to their contents.
@@ -158,7 +158,7 @@ def get(
         bucket = job
     else:
         bucket = status(job, credentials=credentials).bucket or ""
-    keys = download_bucket(s3_client_for(storage), bucket, target, skip=frozenset({ARCHIVE_KEY}))
+    keys = download_run_dir(s3_client_for(storage), bucket, target)
     return [target / key for key in keys]
 
 

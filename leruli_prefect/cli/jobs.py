@@ -13,7 +13,7 @@ from leruli_prefect.cli.failures import reports_errors
 from leruli_prefect.errors import ConfigurationError
 from leruli_prefect.settings import Settings, load_settings
 from leruli_prefect.storage.archive import STDERR_FILE
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket
+from leruli_prefect.storage.job_files import download_run_dir
 from leruli_prefect.submission import (
     BUCKET_FILE,
     JOB_FILE,
@@ -124,7 +124,7 @@ def get(
     """Download a job's files (its outputs and inputs) into the current directory."""
     settings = load_settings()
     bucket = bucket or read_marker(BUCKET_FILE, "bucket")
-    keys = download_bucket(s3_client(settings), bucket, Path.cwd(), skip=frozenset({ARCHIVE_KEY}))
+    keys = download_run_dir(s3_client(settings), bucket, Path.cwd())
     typer.echo(f"Downloaded {len(keys)} file(s) from {bucket}")
 
 

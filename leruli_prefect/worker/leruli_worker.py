@@ -9,6 +9,7 @@ with Crashed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,13 +36,42 @@ from leruli_prefect.worker.packing import NodeCapacity
 
 if TYPE_CHECKING:
     import docker
-    from prefect.client.schemas.objects import FlowRun
-    from prefect.client.schemas.responses import WorkerFlowRunResponse
+    from mypy_boto3_s3 import S3Client
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.objects import FlowRun, WorkPool
+    from prefect.client.schemas.responses import DeploymentResponse, WorkerFlowRunResponse
     from prefect.states import State
 
 
 class LeruliJobConfiguration(BaseJobConfiguration):
     """Per-run settings a pool could template; a job's own settings travel as flow run parameters."""
+
+    @classmethod
+    async def resolve_for_flow_run(
+        cls,
+        flow_run: FlowRun,
+        *,
+        client: PrefectClient,
+        work_pool: WorkPool,
+        worker_name: str,
+        worker_id: UUID | None = None,
+        deployment: DeploymentResponse | None = None,
+    ) -> LeruliJobConfiguration:
+        """The pool's template with the run's variables, without reading the run's deployment and flow.
+
+        Prefect's version reads both on every claim (two round trips through the gateway) to label and
+        configure a Prefect process in the container; a leruli job runs a plain image, and a group's
+        deployment carries no job variables of its own (`job_runs.provision_group`).
+        """
+        configuration = await cls.from_template_and_values(
+            base_job_template=work_pool.base_job_template,
+            values=dict(flow_run.job_variables or {}),
+            client=client,
+        )
+        configuration.prepare_for_flow_run(
+            flow_run=flow_run, work_pool=work_pool, worker_name=worker_name, worker_id=worker_id
+        )
+        return configuration
 
 
 class LeruliVariables(BaseVariables):
@@ -70,6 +100,9 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             cpu_ids=sorted(os.sched_getaffinity(0)),
         )
         self._docker: docker.DockerClient | None = None
+        self._s3: S3Client | None = None
+        self._polling = asyncio.Lock()
+        self._wakes: set[asyncio.Task[None]] = set()
 
     async def setup(self) -> None:
         """Start as any Prefect worker, then clear what this node left behind if it died mid-job."""
@@ -105,6 +138,36 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         elif state in (StateType.PENDING, StateType.RUNNING):
             await self.client.set_flow_run_state(flow_run_id, Crashed(message=LOST_REASON))
         self._logger.info("cleared leftovers of job %s (was %s)", flow_run_id, state)
+
+    async def get_and_submit_flow_runs(self) -> list[FlowRun]:
+        """Ask for runs only while a slot is free, one poll at a time.
+
+        A full node has nothing to claim, so its frequent polls (`poll_seconds`) cost the server nothing
+        while its jobs run; the limiter counts every run in hand, so a free token means a free slot.
+        """
+        if self._limiter is not None and self.limiter.available_tokens < 1:
+            return []
+        async with self._polling:
+            return await super().get_and_submit_flow_runs()
+
+    def _poll_when_freed(self, flow_run_id: UUID) -> None:
+        """Look for the next run as soon as this run's slot is free again, not at the next poll."""
+        task = asyncio.get_running_loop().create_task(self._poll_after_release(flow_run_id))
+        self._wakes.add(task)
+        task.add_done_callback(self._wakes.discard)
+
+    async def _poll_after_release(self, flow_run_id: UUID) -> None:
+        # The base class gives the run's limiter token back only after `run` has returned.
+        for _ in range(200):
+            await asyncio.sleep(0.01)
+            if self._limiter is None or flow_run_id not in self.limiter.statistics().borrowers:
+                break
+        if self._polling.locked() or not self.is_setup:
+            return  # a poll is under way already: it sees the free slot
+        try:
+            await self.get_and_submit_flow_runs()
+        except (httpx.HTTPError, PrefectHTTPStatusError) as exc:  # the regular poll tries again
+            self._logger.debug("poll after a job ended failed: %s", exc)
 
     async def _get_scheduled_flow_runs(self) -> list[WorkerFlowRunResponse]:
         """The scheduled runs this node takes now: those that fit in what is left, oldest first.
@@ -148,6 +211,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             # Freed only once the final state is set, so a job's successor never overlaps it.
             self.capacity.release(flow_run.id)
             started.report(name)  # the base class waits for it even when no container ran
+            self._poll_when_freed(flow_run.id)
         return LeruliWorkerResult(identifier=name, status_code=0)
 
     async def kill_infrastructure(
@@ -169,21 +233,38 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             spec = JobSpec.model_validate(flow_run.parameters)
         except ValidationError as exc:
             return Failed(message=f"invalid job parameters: {exc.error_count()} error(s)")
-        accepted = await self.client.set_flow_run_state(flow_run.id, Running(message=f"on node {self.name}"))
+        run_dir = self.node_config.data_dir / "runs" / str(flow_run.id)
+        # The inputs come down and the image is checked while the Running proposal is on its way: the
+        # proposal's round trip through the gateway no longer delays the container's start.
+        prepared = asyncio.create_task(self._prepare(spec, run_dir))
+        try:
+            accepted = await self.client.set_flow_run_state(
+                flow_run.id, Running(message=f"on node {self.name}")
+            )
+        except BaseException:
+            await _discard(prepared, run_dir)
+            raise
         if accepted.status != SetStateStatus.ACCEPT:
             # Cancelled (or claimed elsewhere) between the claim and now: it never starts.
             logger.info("job %s not started: %s", flow_run.id, accepted.details)
+            await _discard(prepared, run_dir)
             await self._finish_cancel(flow_run)
             return None
         watch = CancelWatch(
             self.client, flow_run.id, interval=self.node_config.cancel_poll_seconds, node_name=self.name
         )
-        run_dir = self.node_config.data_dir / "runs" / str(flow_run.id)
         async with anyio.create_task_group() as watching:
             watching.start_soon(watch.watch)
-            final = await self._run_job(flow_run, spec, run_dir, started, watch)
+            final = await self._run_job(flow_run, spec, run_dir, started, watch, prepared)
             watching.cancel_scope.cancel()
         return final
+
+    async def _prepare(self, spec: JobSpec, run_dir: Path) -> None:
+        """Stage the inputs in and make sure the image is here (it may be loaded from the code bucket)."""
+        config = self.node_config
+        s3 = await self._s3_client()
+        await asyncio.to_thread(staging.stage_in, s3, spec.bucket, run_dir, config.max_unpacked_bytes)
+        await asyncio.to_thread(images.ensure_image, self._docker_client(), config, spec.image)
 
     async def _run_job(
         self,
@@ -192,18 +273,17 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         run_dir: Path,
         started: _StartReport,
         watch: CancelWatch,
+        prepared: asyncio.Task[None],
     ) -> State[Any] | None:
         config = self.node_config
         claim = self.capacity.claim_of(flow_run.id)
-        s3 = await asyncio.to_thread(
-            make_s3_client, config.s3_server, config.s3_access, config.s3_secret.get_secret_value()
-        )  # boto3 takes a moment: in the event loop it would delay this node's heartbeats
         try:
-            await asyncio.to_thread(staging.stage_in, s3, spec.bucket, run_dir, config.max_unpacked_bytes)
+            await prepared
             if watch.requested:
                 return Cancelled(message=watch.message)
-            await asyncio.to_thread(images.ensure_image, self._docker_client(), config, spec.image)
+            s3 = await self._s3_client()
             await asyncio.to_thread(staging.hand_over, run_dir, config.container_user)
+            inputs = await asyncio.to_thread(staging.input_stamps, run_dir)
             container = await asyncio.to_thread(
                 container_runner.start_container,
                 self._docker_client(),
@@ -228,7 +308,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 )
                 return None
             # Whatever the job wrote goes back to its bucket, even when it was cancelled or failed.
-            await asyncio.to_thread(staging.stage_out, s3, run_dir, spec.bucket)
+            await asyncio.to_thread(staging.stage_out, s3, run_dir, spec.bucket, inputs)
             return Cancelled(message=watch.message) if watch.requested else _final_state(spec, outcome)
         except LeruliError as exc:
             return Failed(message=str(exc))
@@ -267,6 +347,15 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         if current.state is not None and current.state.type == StateType.CANCELLING:
             await self.client.set_flow_run_state(flow_run.id, Cancelled(message=current.state.message))
 
+    async def _s3_client(self) -> S3Client:
+        """One boto3 client for all jobs (thread-safe); making one takes ~0.1 s of CPU, so in a thread."""
+        if self._s3 is None:
+            config = self.node_config
+            self._s3 = await asyncio.to_thread(
+                make_s3_client, config.s3_server, config.s3_access, config.s3_secret.get_secret_value()
+            )
+        return self._s3
+
     def _docker_client(self) -> docker.DockerClient:
         if self._docker is None:
             import docker
@@ -285,6 +374,13 @@ class _StartReport:
         if self._task_status is not None:
             self._task_status.started(container_name)
             self._task_status = None
+
+
+async def _discard(prepared: asyncio.Task[None], run_dir: Path) -> None:
+    """Wait for a preparation that is not needed any more, whatever its outcome, and drop its run dir."""
+    with contextlib.suppress(Exception):
+        await prepared
+    await asyncio.to_thread(staging.remove_run_dir, run_dir)
 
 
 def _asked(flow_run: FlowRun) -> tuple[int, int]:

@@ -55,7 +55,12 @@ class NodeConfig(BaseModel):
         description="`UID:GID` every job container runs as (never root)",
     )
     max_unpacked_bytes: int = Field(default=DEFAULT_MAX_UNPACKED_BYTES, ge=1, description="run.tgz size cap")
-    poll_seconds: float = Field(default=1.0, gt=0, le=60, description="How often the node asks for jobs")
+    poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=60,
+        description="How often a node with a free slot asks for jobs (a full node does not ask)",
+    )
     heartbeat_seconds: int = Field(
         default=10,
         ge=1,

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from leruli_prefect.errors import UnsafeArchiveError
 from leruli_prefect.storage.archive import RUN_SCRIPT, STDERR_FILE, STDOUT_FILE, safe_extract
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_file, upload_directory
+from leruli_prefect.storage.job_files import FileStamp, stamp_inputs, upload_run_dir
+from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_file
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -54,9 +55,19 @@ def hand_over(run_dir: Path, user: str) -> None:
             path.chmod(0o777 if path.is_dir() else path.stat().st_mode | 0o666)
 
 
-def stage_out(s3: S3Client, run_dir: Path, bucket: str) -> list[str]:
-    """Upload every file the job left in `run_dir` to its bucket; returns the keys."""
-    return upload_directory(s3, run_dir, bucket)
+def input_stamps(run_dir: Path) -> dict[str, FileStamp]:
+    """The inputs as handed over to the job: stage out skips those still the same."""
+    return stamp_inputs(run_dir)
+
+
+def stage_out(
+    s3: S3Client, run_dir: Path, bucket: str, inputs: dict[str, FileStamp] | None = None
+) -> list[str]:
+    """Upload every file the job wrote or changed in `run_dir` to its bucket; returns the keys.
+
+    Inputs still as in `inputs` are in run.tgz already: they are listed, not uploaded again.
+    """
+    return upload_run_dir(s3, run_dir, bucket, inputs)
 
 
 def remove_run_dir(run_dir: Path) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from leruli_prefect.errors import SubmissionError, UnsafeArchiveError
-from leruli_prefect.storage.archive import pack_directory, safe_extract
+from leruli_prefect.storage.archive import compression_level, pack_directory, safe_extract
 
 
 def _archive(path: Path, *members: tuple[tarfile.TarInfo, bytes | None]) -> Path:
@@ -111,3 +112,41 @@ def test_safe_extract_refuses_garbage(tmp_path: Path) -> None:
     (tmp_path / "run.tgz").write_bytes(b"not a tar file")
     with pytest.raises(UnsafeArchiveError, match="cannot be unpacked"):
         safe_extract(tmp_path / "run.tgz", tmp_path)
+
+
+def _gzip_stored(archive: Path) -> bool:
+    """Whether the gzip stream holds its data uncompressed (level 0): as big as the tar inside."""
+    with tarfile.open(archive) as tar:
+        unpacked = sum(member.size for member in tar.getmembers())
+    return archive.stat().st_size > unpacked
+
+
+def test_incompressible_inputs_are_stored_and_round_trip(tmp_path: Path) -> None:
+    source = tmp_path / "job"
+    source.mkdir()
+    data = os.urandom(3 * 1024 * 1024)
+    (source / "random.bin").write_bytes(data)
+    (source / "note.txt").write_text("small and compressible " * 10)
+    archive = tmp_path / "run.tgz"
+
+    assert compression_level(sorted(source.iterdir())) == 0
+    pack_directory(source, "true", archive)
+
+    assert _gzip_stored(archive)
+    target = tmp_path / "out"
+    target.mkdir()
+    safe_extract(archive, target)
+    assert (target / "random.bin").read_bytes() == data
+    assert (target / "note.txt").read_text() == "small and compressible " * 10
+
+
+def test_compressible_inputs_are_compressed(tmp_path: Path) -> None:
+    source = tmp_path / "job"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "coords.xyz").write_text("C 0.000 0.000 0.000\n" * 200_000)  # 4 MB of text
+    archive = tmp_path / "run.tgz"
+
+    assert compression_level(sorted(source.iterdir())) == 1
+    pack_directory(source, "true", archive)
+
+    assert archive.stat().st_size < 400_000

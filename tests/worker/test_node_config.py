@@ -24,7 +24,7 @@ def test_valid_config_has_defaults(tmp_path: Path) -> None:
     path = tmp_path / "node.toml"
     path.write_text(VALID)
     config = load_node_config(path)
-    assert config.slots == 2 and config.poll_seconds == 1.0
+    assert config.slots == 2 and config.poll_seconds == 0.25
     assert config.docker_host == "unix:///var/run/docker.sock"
     assert "lq_compute_y" not in repr(config)  # secrets never show in logs or tracebacks
 
