@@ -34,6 +34,7 @@ CONCURRENCY = 8
 # Under concurrent submissions a request can queue behind others for a long time on 2 busy cores: a slow
 # answer is a figure, not an error.
 GATEWAY_TIMEOUT_S = 300.0
+STARTUP_TIMEOUT_S = 300.0
 
 
 @dataclass
@@ -54,7 +55,8 @@ class BenchStack:
         s3_env = bench_s3_environment(stack.s3_environment())
         stack.ensure_docker_and_test_image()
         scratch = Path(tempfile.mkdtemp(prefix="leruli-bench-"))
-        server = stack.start_server(scratch / "server")
+        # A new database takes 11-13 s on a quiet machine, over 80 s on a loaded one: do not give up early.
+        server = stack.start_server(scratch / "server", timeout=STARTUP_TIMEOUT_S)
         return cls(scratch=scratch, s3_env=s3_env, server=server)
 
     def group(self, name: str) -> dict[str, str]:
@@ -73,7 +75,7 @@ class BenchStack:
             slots=slots,
         )
         self.node_data_dir = config.parent / f"{config.stem}-data"
-        self.node = stack.start_node(config)
+        self.node = stack.start_node(config, timeout=STARTUP_TIMEOUT_S)
         return self.node
 
     def node_pid(self) -> int:

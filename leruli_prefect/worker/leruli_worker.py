@@ -152,6 +152,8 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
 
     def _poll_when_freed(self, flow_run_id: UUID) -> None:
         """Look for the next run as soon as this run's slot is free again, not at the next poll."""
+        if not self.is_setup:
+            return  # not polling at all (stopping, or run outside `start`)
         task = asyncio.get_running_loop().create_task(self._poll_after_release(flow_run_id))
         self._wakes.add(task)
         task.add_done_callback(self._wakes.discard)
@@ -234,8 +236,8 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         except ValidationError as exc:
             return Failed(message=f"invalid job parameters: {exc.error_count()} error(s)")
         run_dir = self.node_config.data_dir / "runs" / str(flow_run.id)
-        # The inputs come down and the image is checked while the Running proposal is on its way: the
-        # proposal's round trip through the gateway no longer delays the container's start.
+        # The inputs come down while the Running proposal is on its way: the proposal's round trip through
+        # the gateway no longer delays the container's start. A refused run's inputs are dropped again.
         prepared = asyncio.create_task(self._prepare(spec, run_dir))
         try:
             accepted = await self.client.set_flow_run_state(
@@ -260,11 +262,11 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         return final
 
     async def _prepare(self, spec: JobSpec, run_dir: Path) -> None:
-        """Stage the inputs in and make sure the image is here (it may be loaded from the code bucket)."""
-        config = self.node_config
+        """Stage the inputs in (Docker is left alone until the run is ours: a code may have to be loaded)."""
         s3 = await self._s3_client()
-        await asyncio.to_thread(staging.stage_in, s3, spec.bucket, run_dir, config.max_unpacked_bytes)
-        await asyncio.to_thread(images.ensure_image, self._docker_client(), config, spec.image)
+        await asyncio.to_thread(
+            staging.stage_in, s3, spec.bucket, run_dir, self.node_config.max_unpacked_bytes
+        )
 
     async def _run_job(
         self,
@@ -281,6 +283,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             await prepared
             if watch.requested:
                 return Cancelled(message=watch.message)
+            await asyncio.to_thread(images.ensure_image, self._docker_client(), config, spec.image)
             s3 = await self._s3_client()
             await asyncio.to_thread(staging.hand_over, run_dir, config.container_user)
             inputs = await asyncio.to_thread(staging.input_stamps, run_dir)

@@ -75,4 +75,5 @@ async def test_run_cancelled_while_pending_never_starts_and_ends_cancelled(tmp_p
     assert server.proposed == [StateType.RUNNING, StateType.CANCELLED]
     assert worker._docker is None  # no container was ever asked for
     assert not worker.capacity.holds(flow_run.id)
-    assert not (tmp_path / "runs").exists()
+    # Its inputs may have been fetched while the Running proposal travelled; none are left behind.
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
