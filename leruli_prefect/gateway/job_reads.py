@@ -51,6 +51,15 @@ async def list_job_views(deployment_id: UUID, limit: int) -> list[JobView]:
     return await _views(db, query)
 
 
+async def read_run_owner_and_labels(run_id: UUID) -> tuple[UUID | None, dict[str, Any]] | None:
+    """The run's deployment and labels (what the guard checks on every node request), or None if absent."""
+    db = provide_database_interface()
+    async with db.session_context() as session:
+        query = sa.select(db.FlowRun.deployment_id, db.FlowRun.labels).where(db.FlowRun.id == run_id)
+        row = (await session.execute(query)).first()
+    return None if row is None else (row[0], dict(row[1] or {}))
+
+
 async def _views(db: Any, query: Any) -> list[JobView]:
     async with db.session_context() as session:
         # The current state comes with each run (Prefect loads it eagerly, one more SELECT for all).
