@@ -33,6 +33,7 @@ from leruli_prefect.worker import container_runner, images, leftovers, staging
 from leruli_prefect.worker.cancellation import CancelWatch
 from leruli_prefect.worker.node_config import NodeConfig, load_node_config
 from leruli_prefect.worker.packing import NodeCapacity
+from leruli_prefect.worker.recent_reads import RecentReads
 
 if TYPE_CHECKING:
     import docker
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse, WorkerFlowRunResponse
     from prefect.states import State
+
+
+DEPLOYMENT_READ_TTL_S = 30.0
 
 
 class LeruliJobConfiguration(BaseJobConfiguration):
@@ -107,6 +111,10 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
     async def setup(self) -> None:
         """Start as any Prefect worker, then clear what this node left behind if it died mid-job."""
         await super().setup()
+        # Prefect reads the run's deployment before every claim, to see that it still exists.
+        self.client.read_deployment = RecentReads(  # type: ignore[method-assign]
+            self.client.read_deployment, ttl=DEPLOYMENT_READ_TTL_S
+        )
         try:
             lost = await asyncio.to_thread(
                 leftovers.remove_leftovers, self._docker_client(), self.node_config.data_dir
@@ -138,6 +146,13 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         elif state in (StateType.PENDING, StateType.RUNNING):
             await self.client.set_flow_run_state(flow_run_id, Crashed(message=LOST_REASON))
         self._logger.info("cleared leftovers of job %s (was %s)", flow_run_id, state)
+
+    async def _propose_submitting_state(self, flow_run: FlowRun) -> None:
+        """No `Submitting` state: a node goes from its claim (Pending) to Running itself, moments later.
+
+        Prefect's hook proposes a second Pending state (named Submitting) between them: one more write
+        through the gateway before every job's start, telling nobody anything (test_polling.py checks that
+        the base class still calls this hook)."""
 
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         """Ask for runs only while a slot is free, one poll at a time.

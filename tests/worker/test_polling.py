@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests import stack
-from tests.worker.node_stack import NodeUnderTest, flow_run
+from tests.worker.node_stack import NodeUnderTest, flow_run, prefect_api
 
 # So long that a run started by the node's second regular poll would be obvious (Prefect's jitter: ±30 %).
 POLL_SECONDS = 60
@@ -57,3 +57,11 @@ def test_one_poll_claims_every_run_that_fits_and_a_freed_slot_is_filled_at_once(
     # The third could only start when a slot freed; it did, long before a second poll could have come.
     assert third_start >= min(first_end, second_end) - 1
     assert third_start < started + EARLIEST_SECOND_POLL
+    # From the claim straight to Running: no Submitting state in between (one write less per job).
+    assert _state_names(node, jobs[0]) == ["Scheduled", "Pending", "Running", "Completed"]
+
+
+def _state_names(node: NodeUnderTest, job_id: str) -> list[str]:
+    response = prefect_api(node.server, "GET", "/flow_run_states/", params={"flow_run_id": job_id})
+    assert response.status_code == 200, response.text
+    return [state["name"] for state in sorted(response.json(), key=lambda s: s["timestamp"])]
