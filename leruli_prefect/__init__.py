@@ -22,6 +22,8 @@ _LAZY_NAMES = {
     "cancel": "leruli_prefect.api",
     "collect": "leruli_prefect.api",
     "run": "leruli_prefect.api",
+    "record": "leruli_prefect.api",
+    "JobRecord": "leruli_prefect.job_record",
     "JobView": "leruli_prefect.job_spec",
     "run_job": "leruli_prefect.flows",
     "submit_job": "leruli_prefect.flows",
@@ -32,6 +34,7 @@ _LAZY_NAMES = {
 }
 __all__ = [
     "Job",
+    "JobRecord",
     "JobResult",
     "JobView",
     "LeruliCredentials",
@@ -41,6 +44,7 @@ __all__ = [
     "collect",
     "collect_job",
     "get",
+    "record",
     "run",
     "run_job",
     "status",

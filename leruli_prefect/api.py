@@ -27,6 +27,7 @@ from uuid import UUID
 
 from leruli_prefect.connections import CredentialsSource, StorageSource, gateway_client_for, s3_client_for
 from leruli_prefect.errors import JobFailedError, SubmissionError
+from leruli_prefect.job_record import JobRecord, fetch_record
 from leruli_prefect.job_spec import BUCKET_PATTERN, JobView
 from leruli_prefect.storage.job_files import download_run_dir
 from leruli_prefect.submission import job_spec, upload_and_submit
@@ -58,6 +59,9 @@ class Job:
     def cancel(self) -> JobView:
         return cancel(self, credentials=self.credentials)
 
+    def record(self) -> JobRecord | None:
+        return record(self, credentials=self.credentials, storage=self.storage)
+
 
 @dataclass(frozen=True)
 class JobResult:
@@ -66,6 +70,7 @@ class JobResult:
     job: JobView
     directory: Path
     files: list[Path]
+    record: JobRecord | None = None  # exit code, runtime, peak memory, image digest, files' SHA-256
 
     @property
     def completed(self) -> bool:
@@ -136,6 +141,27 @@ def wait(
                 raise TimeoutError(f"job {view.id} did not finish within {timeout_s} s (it is {view.state})")
             time.sleep(pause)
             pause = min(pause * 1.5, max_poll_s)
+
+
+def record(
+    job: Job | UUID | str | JobView,
+    *,
+    credentials: CredentialsSource = None,
+    storage: StorageSource = None,
+) -> JobRecord | None:
+    """The job's result record (None while it has none: not yet ended, or ended before its container ran).
+
+    Read from the group's results bucket with your S3 keys; it is the job's Prefect result, so with the
+    Prefect API and `AWS_*` keys `flow_run.state.result(raise_on_failure=False)` returns the same, as a dict.
+
+    >>> record(job).files[0].sha256
+    """
+    view = job if isinstance(job, JobView) else status(job, credentials=credentials)
+    if view.result is None:
+        return None
+    if storage is None and isinstance(job, Job):
+        storage = job.storage
+    return fetch_record(s3_client_for(storage), view.result)
 
 
 def get(
@@ -211,7 +237,9 @@ def collect(
     if check and final.state != "Completed":
         reason = f": {final.reason}" if final.reason else ""
         raise JobFailedError(f"job {final.id} ({final.image}) ended {final.state}{reason}", final)
-    return JobResult(job=final, directory=Path(directory), files=files)
+    return JobResult(
+        job=final, directory=Path(directory), files=files, record=record(final, storage=job.storage)
+    )
 
 
 def _job_id(job: Job | UUID | str) -> UUID | str:

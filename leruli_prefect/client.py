@@ -118,6 +118,11 @@ class GatewayClient:
         headers = {COMPUTE_SECRET_HEADER: compute_secret, GROUP_TOKEN_HEADER: group_token}
         return self._call("GET", "/v1/codes", None, headers=headers)["codes"]
 
+    def node_result_storage(self, *, group_token: str, compute_secret: str) -> dict[str, Any]:
+        """Where a node writes result records: `{"bucket", "block_document_id", "block_document_name"}`."""
+        headers = {COMPUTE_SECRET_HEADER: compute_secret, GROUP_TOKEN_HEADER: group_token}
+        return self._call("GET", "/v1/results/storage", None, headers=headers)
+
     def code_bucket(self) -> str:
         """The group's code bucket (named by the gateway on first use; the publisher creates it in S3)."""
         return self._call("GET", "/v1/codes/bucket", self.require_api_secret())["bucket"]

@@ -12,6 +12,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, field_validator
 
+from leruli_prefect.job_record import ResultLocation
+
 FLOW_NAME = "leruli_job"
 OWNER_TAG_PREFIX = "leruli-owner:"
 # Set on a job before its cancel, and never removed: a node that claimed the job in the same instant (when
@@ -76,6 +78,10 @@ class JobView(BaseModel):
     created: datetime | None
     started: datetime | None
     ended: datetime | None
+    result: ResultLocation | None = Field(
+        default=None,
+        description="Where the job's result record is (the group's results bucket and key), once it has one",
+    )
 
 
 def is_valid_group_name(name: str) -> bool:

@@ -10,7 +10,8 @@ import typer
 
 from leruli_prefect.cli.credentials import gateway_client, s3_client
 from leruli_prefect.cli.failures import reports_errors
-from leruli_prefect.errors import ConfigurationError
+from leruli_prefect.errors import ConfigurationError, StorageError
+from leruli_prefect.job_record import JobRecord, ResultLocation, fetch_record
 from leruli_prefect.settings import Settings, load_settings
 from leruli_prefect.storage.archive import STDERR_FILE
 from leruli_prefect.storage.job_files import download_run_dir
@@ -86,14 +87,41 @@ def status(
     with gateway_client(settings) as client:
         job = client.job(job_id)
     tail = _stderr_tail(settings, job.bucket) if job.state in _FAILED_STATES and job.bucket else ""
+    record = _record(settings, job.result) if job.result is not None else None
     if as_json:
-        # The job as the REST API gives it, plus the end of joberr.txt (null unless it failed).
-        typer.echo(json.dumps({**job.model_dump(mode="json"), "stderr_tail": tail or None}, indent=2))
+        # The job as the REST API gives it, plus the end of joberr.txt (null unless it failed) and the
+        # result record (null until the job has one).
+        shown = {
+            **job.model_dump(mode="json"),
+            "stderr_tail": tail or None,
+            "record": record.model_dump(mode="json") if record else None,
+        }
+        typer.echo(json.dumps(shown, indent=2))
         return
     typer.echo(f"{job.state}: {job.reason}" if job.reason else job.state)
+    if record is not None:
+        typer.echo(summarize_record(record))
     if tail:
         typer.echo(f"Last lines of {STDERR_FILE}:")
         typer.echo(tail)
+
+
+def summarize_record(record: JobRecord) -> str:
+    """One line: `exit code 0, ran 12.3 s, peak memory 45.6 MB, 5 files (node n1, attempt 1)`."""
+    memory = "unknown" if record.peak_memory_bytes is None else f"{record.peak_memory_bytes / 1e6:.1f} MB"
+    return (
+        f"Result: exit code {record.exit_code}, ran {record.runtime_s:.1f} s, peak memory {memory}, "
+        f"{len(record.files)} files (node {record.node}, attempt {record.attempt})"
+    )
+
+
+def _record(settings: Settings, location: ResultLocation) -> JobRecord | None:
+    """The job's result record, read with the user's S3 keys (None, with a note, if it cannot be)."""
+    try:
+        return fetch_record(s3_client(settings), location)
+    except (StorageError, ConfigurationError) as exc:
+        typer.echo(f"(result record not readable: {exc})", err=True)
+        return None
 
 
 def _stderr_tail(settings: Settings, bucket: str) -> str:

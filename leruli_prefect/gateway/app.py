@@ -23,6 +23,7 @@ from leruli_prefect.gateway.routes import (
     groups,
     health,
     jobs,
+    results,
     users,
     whoami,
 )
@@ -76,7 +77,7 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
         await engine.dispose()
 
     app = FastAPI(title="leruli-prefect gateway", version="1", lifespan=lifespan)
-    for module in (health, whoami, groups, jobs, codes, users, compute_secret, audit_log):
+    for module in (health, whoami, groups, jobs, results, codes, users, compute_secret, audit_log):
         app.include_router(module.router, prefix="/v1")
 
     @app.exception_handler(HTTPException)

@@ -71,6 +71,14 @@ def require_member(caller: CallerDep) -> Caller:
     return _require(caller, {SecretKind.user, SecretKind.group}, "the group token or a user's API secret")
 
 
+def require_member_or_node(caller: CallerDep) -> Caller:
+    return _require(
+        caller,
+        {SecretKind.user, SecretKind.group, SecretKind.compute},
+        "the group token, a user's API secret or a node's credentials",
+    )
+
+
 def require_admin(caller: CallerDep) -> Caller:
     _require(caller, {SecretKind.user}, "an admin's API secret")
     if caller.user is None or not caller.user.is_admin:
@@ -84,6 +92,7 @@ def require_operator(caller: CallerDep) -> Caller:
 
 UserDep = Annotated[Caller, Depends(require_user)]
 MemberDep = Annotated[Caller, Depends(require_member)]
+MemberOrNodeDep = Annotated[Caller, Depends(require_member_or_node)]
 AdminDep = Annotated[Caller, Depends(require_admin)]
 OperatorDep = Annotated[Caller, Depends(require_operator)]
 

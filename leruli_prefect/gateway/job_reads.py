@@ -18,10 +18,16 @@ from prefect.server.database import provide_database_interface
 
 from leruli_prefect.gateway.job_runs import job_view
 from leruli_prefect.gateway.models import JobView
+from leruli_prefect.gateway.result_storage import StorageLookup, reference_of, with_locations
 
 
-async def read_job_views(run_ids: Sequence[UUID], deployment_id: UUID) -> list[JobView]:
-    """The views of those of `run_ids` that are the group's jobs (others are left out, as if absent)."""
+async def read_job_views(
+    run_ids: Sequence[UUID], deployment_id: UUID, storage: StorageLookup | None = None
+) -> list[JobView]:
+    """The views of those of `run_ids` that are the group's jobs (others are left out, as if absent).
+
+    With `storage` (the group's result storage, looked up only if a job has a record), each view says
+    where its job's result record is."""
     if not run_ids:
         return []
     db = provide_database_interface()
@@ -30,16 +36,21 @@ async def read_job_views(run_ids: Sequence[UUID], deployment_id: UUID) -> list[J
         sa.select(db.FlowRun).where(
             db.FlowRun.id.in_(list(run_ids)), db.FlowRun.deployment_id == deployment_id
         ),
+        storage,
     )
 
 
-async def read_job_view(run_id: UUID, deployment_id: UUID) -> JobView | None:
+async def read_job_view(
+    run_id: UUID, deployment_id: UUID, storage: StorageLookup | None = None
+) -> JobView | None:
     """The job's view, or None when it does not exist or is another group's (the same to the caller)."""
-    views = await read_job_views([run_id], deployment_id)
+    views = await read_job_views([run_id], deployment_id, storage)
     return views[0] if views else None
 
 
-async def list_job_views(deployment_id: UUID, limit: int) -> list[JobView]:
+async def list_job_views(
+    deployment_id: UUID, limit: int, storage: StorageLookup | None = None
+) -> list[JobView]:
     """The group's latest jobs first, as Prefect sorts by expected start time."""
     db = provide_database_interface()
     query = (
@@ -48,7 +59,7 @@ async def list_job_views(deployment_id: UUID, limit: int) -> list[JobView]:
         .order_by(*schemas.sorting.FlowRunSort.EXPECTED_START_TIME_DESC.as_sql_sort())
         .limit(limit)
     )
-    return await _views(db, query)
+    return await _views(db, query, storage)
 
 
 async def read_run_owner_and_labels(run_id: UUID) -> tuple[UUID | None, dict[str, Any]] | None:
@@ -60,8 +71,10 @@ async def read_run_owner_and_labels(run_id: UUID) -> tuple[UUID | None, dict[str
     return None if row is None else (row[0], dict(row[1] or {}))
 
 
-async def _views(db: Any, query: Any) -> list[JobView]:
+async def _views(db: Any, query: Any, storage: StorageLookup | None) -> list[JobView]:
     async with db.session_context() as session:
         # The current state comes with each run (Prefect loads it eagerly, one more SELECT for all).
         flow_runs = (await session.execute(query)).scalars().all()
-        return [job_view(flow_run) for flow_run in flow_runs]
+        views = [job_view(flow_run) for flow_run in flow_runs]
+        references = [reference_of(flow_run) for flow_run in flow_runs]
+    return views if storage is None else await with_locations(views, references, storage)

@@ -160,3 +160,12 @@ class CodeView(BaseModel):
 
 class CodeList(BaseModel):
     codes: list[CodeView]
+
+
+class ResultStorageView(BaseModel):
+    """Where the group's result records go: a bucket (nodes create it with their own keys) and the Prefect
+    `S3Bucket` block that final states reference (it holds no keys)."""
+
+    bucket: str
+    block_document_id: UUID
+    block_document_name: str

@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from leruli_prefect.attempts import WORKER_NAME_HEADER, attempt_of, is_written_off
-from leruli_prefect.gateway import audit, job_reads
+from leruli_prefect.gateway import audit, job_reads, result_storage
 from leruli_prefect.gateway.callers import (
     COMPUTE_SECRET_HEADER,
     GROUP_TOKEN_HEADER,
@@ -145,6 +145,7 @@ class PrefectGuard:
                 body = await _read_body(receive)
                 if not _is_claim(body):
                     await _check_fence(state, UUID(params["id"]), worker_name)
+                await _check_result_reference(state, group.name, body)
                 return replay(body, receive)
             if method == "PATCH" and not api_path.endswith("/labels"):
                 await _check_fence(state, UUID(params["id"]), worker_name)
@@ -189,6 +190,20 @@ async def _check_fence(state: GatewayState, run_id: UUID, worker_name: str | Non
     labels = found[1] if found is not None else {}
     if is_written_off(labels, worker_name):
         raise Refused(409, f"node {worker_name} lost this job; attempt {attempt_of(labels)} holds it")
+
+
+async def _check_result_reference(state: GatewayState, group: str, body: bytes) -> None:
+    """A state's stored result must be in the node's own group's result storage: whoever reads it (the
+    group's members, an operator's `state.result()`) would otherwise be sent to another group's bucket."""
+    try:
+        data = json.loads(body)["state"].get("data")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return  # not a state Prefect accepts: it answers that itself
+    if not isinstance(data, dict) or data.get("storage_block_id") is None:
+        return
+    storage = await result_storage.find(state.prefect, group, state.result_storages)
+    if storage is None or str(data["storage_block_id"]) != str(storage.block_document_id):
+        raise Refused(403, "a job's result must be stored in its own group's result storage")
 
 
 async def _check_logs(state: GatewayState, body: bytes, deployment_id: UUID) -> None:

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from prefect.client.orchestration import PrefectClient
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from leruli_prefect.gateway.result_storage import GroupResultStorage
+
 
 @dataclass
 class GatewayState:
@@ -26,3 +28,5 @@ class GatewayState:
     # On SQLite one writer at a time: writes that collide fail at once (SQLITE_BUSY) rather than wait, so
     # the guard sends nodes' writing requests to Prefect one by one. None on PostgreSQL.
     prefect_writes: asyncio.Lock | None = None
+    # group name -> its result storage block (made once, never changed)
+    result_storages: dict[str, GroupResultStorage] = field(default_factory=dict)

@@ -21,7 +21,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from leruli_prefect.errors import StorageError
 from leruli_prefect.storage.archive import INPUTS_MANIFEST, RUN_SCRIPT, safe_extract
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket, download_file, upload_file
+from leruli_prefect.storage.checked_upload import FileDigest, upload_checked
+from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket, download_file
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -60,11 +61,12 @@ def stamp_inputs(run_dir: Path) -> dict[str, FileStamp]:
 
 def upload_run_dir(
     s3: S3Client, run_dir: Path, bucket: str, inputs: dict[str, FileStamp] | None = None
-) -> list[str]:
-    """Upload what the job wrote or changed; list the unchanged `inputs` in `leruli.inputs`.
+) -> list[FileDigest]:
+    """Upload what the job wrote or changed, each checked (`checked_upload`); list the unchanged `inputs`
+    in `leruli.inputs`.
 
-    Returns the uploaded keys. `run.sh` is always uploaded (a user's directory never has it, and fetching
-    `run.tgz` for it alone would cost the whole archive).
+    Returns the uploaded files' digests, in key order. `run.sh` is always uploaded (a user's directory
+    never has it, and fetching `run.tgz` for it alone would cost the whole archive).
     """
     inputs = inputs or {}
     uploads: list[tuple[str, Path]] = []
@@ -78,14 +80,14 @@ def upload_run_dir(
     # Side by side: a job leaves several small files (run.sh, joblog.txt, joberr.txt, ...), each one
     # round trip; boto3 clients may be shared by threads.
     with ThreadPoolExecutor(max_workers=min(PARALLEL_UPLOADS, len(uploads) or 1)) as pool:
-        list(pool.map(lambda item: upload_file(s3, item[1], bucket, item[0]), uploads))
+        digests = list(pool.map(lambda item: upload_checked(s3, item[1], bucket, item[0]), uploads))
     if unchanged:
         body = json.dumps({"archive": ARCHIVE_KEY, "inputs": unchanged}, sort_keys=True).encode()
         try:
             s3.put_object(Bucket=bucket, Key=INPUTS_MANIFEST, Body=body, ContentType="application/json")
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot upload {bucket}/{INPUTS_MANIFEST}: {exc}") from exc
-    return [key for key, _ in uploads]
+    return digests
 
 
 def download_run_dir(s3: S3Client, bucket: str, directory: Path) -> list[str]:

@@ -34,17 +34,6 @@ def download_file(s3: S3Client, bucket: str, key: str, path: Path) -> None:
         raise StorageError(f"cannot download {bucket}/{key}: {exc}") from exc
 
 
-def upload_directory(s3: S3Client, directory: Path, bucket: str) -> list[str]:
-    """Upload every regular file below `directory`, keyed by its relative path; returns the keys."""
-    keys = []
-    for path in sorted(directory.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            key = path.relative_to(directory).as_posix()
-            upload_file(s3, path, bucket, key)
-            keys.append(key)
-    return keys
-
-
 def list_keys(s3: S3Client, bucket: str) -> list[str]:
     try:
         keys: list[str] = []

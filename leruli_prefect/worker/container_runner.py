@@ -6,6 +6,7 @@ Blocking calls; the worker runs them in a thread.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +36,13 @@ class ContainerOutcome:
     exit_code: int | None
     oom_killed: bool
     timed_out: bool
+    image_id: str | None = None  # the image the container ran, `sha256:...`
+    started: datetime | None = None
+    ended: datetime | None = None
+
+    @property
+    def runtime_s(self) -> float:
+        return (self.ended - self.started).total_seconds() if self.started and self.ended else 0.0
 
 
 def container_name(flow_run_id: str, attempt: int = 1) -> str:
@@ -121,8 +129,21 @@ def wait_for_container(container: Container, run_dir: Path, time_limit_s: int) -
     _save_logs(container, run_dir)
     container.remove(force=True)
     return ContainerOutcome(
-        exit_code=state.get("ExitCode"), oom_killed=bool(state.get("OOMKilled")), timed_out=timed_out
+        exit_code=state.get("ExitCode"),
+        oom_killed=bool(state.get("OOMKilled")),
+        timed_out=timed_out,
+        image_id=container.attrs.get("Image"),
+        started=_docker_time(state.get("StartedAt")),
+        ended=_docker_time(state.get("FinishedAt")),
     )
+
+
+def _docker_time(value: str | None) -> datetime | None:
+    """Docker's RFC 3339 times carry nanoseconds, which `datetime` does not take: cut to microseconds."""
+    if not value or value.startswith("0001-"):
+        return None
+    stamp, _, fraction = value.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{stamp}.{(fraction + '000000')[:6]}+00:00")
 
 
 def _save_logs(container: Container, run_dir: Path) -> None:

@@ -26,11 +26,13 @@ from pydantic import ValidationError
 
 from leruli_prefect.attempts import LOST_REASON, attempt_of, is_written_off
 from leruli_prefect.errors import LeruliError
+from leruli_prefect.job_record import JobRecord
 from leruli_prefect.job_spec import JobSpec
 from leruli_prefect.settings import load_settings
 from leruli_prefect.storage.s3_client import make_s3_client
-from leruli_prefect.worker import container_runner, images, leftovers, staging
+from leruli_prefect.worker import container_runner, images, leftovers, result_record, staging
 from leruli_prefect.worker.cancellation import CancelWatch
+from leruli_prefect.worker.memory_peak import MemoryPeak
 from leruli_prefect.worker.node_config import NodeConfig, load_node_config
 from leruli_prefect.worker.packing import NodeCapacity
 from leruli_prefect.worker.recent_reads import RecentReads
@@ -314,10 +316,14 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 attempt=attempt_of(flow_run.labels),
             )
             started.report(container.name)
+            memory = MemoryPeak(container).start()
             await watch.on_cancel(lambda: asyncio.to_thread(container_runner.kill_container, container))
-            outcome = await asyncio.to_thread(
-                container_runner.wait_for_container, container, run_dir, spec.time_limit_s
-            )
+            try:
+                outcome = await asyncio.to_thread(
+                    container_runner.wait_for_container, container, run_dir, spec.time_limit_s
+                )
+            finally:
+                peak_memory = await asyncio.to_thread(memory.stop)
             if watch.lost or await self._lost(flow_run.id):
                 # Written off while running (this node was silent too long): the job's outputs and state
                 # belong to its newer attempt now; ours must not overwrite them.
@@ -326,14 +332,41 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 )
                 return None
             # Whatever the job wrote goes back to its bucket, even when it was cancelled or failed.
-            await asyncio.to_thread(staging.stage_out, s3, run_dir, spec.bucket, inputs)
-            return Cancelled(message=watch.message) if watch.requested else _final_state(spec, outcome)
+            files = await asyncio.to_thread(staging.stage_out, s3, run_dir, spec.bucket, inputs)
+            final = Cancelled(message=watch.message) if watch.requested else _final_state(spec, outcome)
+            record = result_record.build_record(
+                job_id=flow_run.id,
+                attempt=attempt_of(flow_run.labels),
+                node=self.name,
+                spec=spec,
+                outcome=outcome,
+                peak_memory_bytes=peak_memory,
+                files=files,
+                cancelled=watch.requested,
+            )
+            return await self._with_record(flow_run, final, record, s3)
         except LeruliError as exc:
             return Failed(message=str(exc))
         except Exception as exc:  # docker and boto3 raise their own trees; the job must still end
             return Failed(message=_describe_failure(spec, exc))
         finally:
             await asyncio.to_thread(staging.remove_run_dir, run_dir)
+
+    async def _with_record(
+        self, flow_run: FlowRun, final: State[Any], record: JobRecord, s3: S3Client
+    ) -> State[Any]:
+        """The final state with the job's result record as its Prefect result, stored in the group's bucket.
+
+        A record that cannot be stored is logged and left out: the job still ends as it did, and its
+        outputs are in its bucket."""
+        try:
+            storage = await asyncio.to_thread(result_record.result_storage, self.node_config, s3)
+            final.data = await result_record.persist_record(self.node_config, storage, record)
+        except Exception as exc:  # S3, the gateway: the record is an addition, not the job's outcome
+            self.get_flow_run_logger(flow_run).warning(
+                "job %s: result record not stored: %s", flow_run.id, exc
+            )
+        return final
 
     async def _end(self, flow_run: FlowRun, final: State[Any]) -> None:
         logger = self.get_flow_run_logger(flow_run)

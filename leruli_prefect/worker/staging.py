@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from leruli_prefect.errors import UnsafeArchiveError
 from leruli_prefect.storage.archive import RUN_SCRIPT, STDERR_FILE, STDOUT_FILE, safe_extract
+from leruli_prefect.storage.checked_upload import FileDigest
 from leruli_prefect.storage.job_files import FileStamp, stamp_inputs, upload_run_dir
 from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_file
 
@@ -62,8 +63,9 @@ def input_stamps(run_dir: Path) -> dict[str, FileStamp]:
 
 def stage_out(
     s3: S3Client, run_dir: Path, bucket: str, inputs: dict[str, FileStamp] | None = None
-) -> list[str]:
-    """Upload every file the job wrote or changed in `run_dir` to its bucket; returns the keys.
+) -> list[FileDigest]:
+    """Upload every file the job wrote or changed in `run_dir` to its bucket, each checked against what S3
+    received (`CorruptUploadError` otherwise); returns their keys, sizes and SHA-256.
 
     Inputs still as in `inputs` are in run.tgz already: they are listed, not uploaded again.
     """

@@ -163,6 +163,12 @@ GATEWAY_ROWS = (
         fixed("/v1/codes"),
     ),
     Row("GET", "/v1/codes/bucket", writers(200, other_group=200), fixed("/v1/codes/bucket")),
+    Row(
+        "GET",
+        "/v1/results/storage",
+        members(200, other_group=200) | {"A-compute": 200, "B-compute": 200},
+        fixed("/v1/results/storage"),
+    ),
     Row("POST", "/v1/codes", writers(201, other_group=201), lambda w, c: ("/v1/codes", _code(c))),
 )
 # whoami answers every valid credential, nodes' and the operator's included.

@@ -176,3 +176,27 @@ def test_rotation_closes_open_node_websockets(server: stack.Server) -> None:
     assert seconds < 1
     refused = httpx.get(f"{server.url}/prefect/api/work_pools/{group['work_pool']}", headers=_node(group))
     assert refused.status_code == 401
+
+
+def test_a_node_may_reference_its_own_groups_result_storage_only(
+    server: stack.Server, alpha: dict[str, str], beta: dict[str, str]
+) -> None:
+    spec = {"image": "leruli-busybox:1.0", "command": "true", "bucket": "leruli-" + "c" * 32}
+    run_id = httpx.post(f"{server.url}/v1/jobs", headers=_bearer(beta["api_secret"]), json=spec).json()["id"]
+    storage = {
+        name: httpx.get(f"{server.url}/v1/results/storage", headers=_node(group)).json()
+        for name, group in (("alpha", alpha), ("beta", beta))
+    }
+    assert storage["alpha"]["bucket"] != storage["beta"]["bucket"]
+    assert storage["beta"]["block_document_name"] == "leruli-results-beta"
+
+    def propose(block_id: str) -> httpx.Response:
+        data = {"storage_key": f"jobs/{run_id}/attempt-1.json", "storage_block_id": block_id}
+        state = {"state": {"type": "RUNNING", "name": "Running", "data": data}}
+        url = f"{server.url}/prefect/api/flow_runs/{run_id}/set_state"
+        return httpx.post(url, headers=_node(beta), json=state)
+
+    refused = propose(storage["alpha"]["block_document_id"])
+    assert refused.status_code == 403
+    assert "its own group's result storage" in refused.json()["detail"]
+    assert propose(storage["beta"]["block_document_id"]).status_code in {200, 201}

@@ -53,7 +53,9 @@ def test_container_is_hardened_and_labelled(engine: docker.DockerClient, tmp_pat
 
 def test_exit_code_and_output_files(engine: docker.DockerClient, tmp_path: Path) -> None:
     outcome = _run(engine, tmp_path / "exit", "echo out; echo err >&2; echo made > made.txt; exit 7")
-    assert outcome == container_runner.ContainerOutcome(exit_code=7, oom_killed=False, timed_out=False)
+    assert (outcome.exit_code, outcome.oom_killed, outcome.timed_out) == (7, False, False)
+    assert outcome.image_id == engine.images.get(TEST_IMAGE).id
+    assert outcome.started is not None and outcome.ended is not None and outcome.runtime_s > 0
     assert (tmp_path / "exit" / "joblog.txt").read_text() == "out\n"
     assert (tmp_path / "exit" / "joberr.txt").read_text() == "err\n"
     assert (tmp_path / "exit" / "made.txt").read_text() == "made\n"

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from leruli_prefect.gateway import audit, job_reads, job_runs
+from leruli_prefect.gateway import audit, job_reads, job_runs, result_storage
 from leruli_prefect.gateway.callers import Caller
 from leruli_prefect.gateway.deps import (
     MemberDep,
@@ -72,25 +72,34 @@ async def submit_jobs(body: JobBatch, caller: UserDep, session: SessionDep) -> J
 
 
 @router.post("/jobs/lookup")
-async def lookup_jobs(body: JobLookup, caller: MemberDep) -> JobList:
+async def lookup_jobs(body: JobLookup, caller: MemberDep, state: StateDep) -> JobList:
     """The jobs among `ids` that exist in the caller's group (the others are left out)."""
     group = caller_group(caller)
-    return JobList(jobs=await job_reads.read_job_views(body.ids, UUID(group.deployment_id)))
+    views = await job_reads.read_job_views(body.ids, UUID(group.deployment_id), _storage(state, group.name))
+    return JobList(jobs=views)
 
 
 @router.get("/jobs/{job_id}")
-async def read_job(job_id: UUID, caller: MemberDep) -> JobView:
+async def read_job(job_id: UUID, caller: MemberDep, state: StateDep) -> JobView:
     group = caller_group(caller)
-    view = await job_reads.read_job_view(job_id, UUID(group.deployment_id))
+    view = await job_reads.read_job_view(job_id, UUID(group.deployment_id), _storage(state, group.name))
     if view is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id} in group {group.name}")
     return view
 
 
 @router.get("/jobs")
-async def list_jobs(caller: MemberDep, limit: int = Query(default=100, ge=1, le=200)) -> JobList:
+async def list_jobs(
+    caller: MemberDep, state: StateDep, limit: int = Query(default=100, ge=1, le=200)
+) -> JobList:
     group = caller_group(caller)
-    return JobList(jobs=await job_reads.list_job_views(UUID(group.deployment_id), limit))
+    views = await job_reads.list_job_views(UUID(group.deployment_id), limit, _storage(state, group.name))
+    return JobList(jobs=views)
+
+
+def _storage(state: GatewayState, group: str) -> result_storage.StorageLookup:
+    """How to find the group's result storage, should a job have a record (cached once found)."""
+    return lambda: result_storage.find(state.prefect, group, state.result_storages)
 
 
 async def _own_job(job_id: UUID, caller: Caller, state: GatewayState) -> FlowRun:

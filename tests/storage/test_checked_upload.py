@@ -1,0 +1,83 @@
+"""Checked uploads (a node's stage-out): the ETag S3 must report for a file, a corrupt upload caught (fake
+S3), and the real S3 agreeing with the computed ETags for single-part and multipart uploads."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
+from leruli_prefect.storage.checked_upload import CorruptUploadError, digest_file
+from leruli_prefect.storage.job_files import upload_run_dir
+from leruli_prefect.storage.s3_client import make_s3_client
+
+MB = 1024 * 1024
+
+
+class FakeS3:
+    """Stores what `upload_file` is given, optionally damaged on the way (one byte flipped)."""
+
+    def __init__(self, damage: str | None = None) -> None:
+        self.objects: dict[str, bytes] = {}
+        self.damage = damage
+
+    def upload_file(self, filename: str, bucket: str, key: str) -> None:
+        content = Path(filename).read_bytes()
+        if key == self.damage:
+            content = bytes([content[0] ^ 1]) + content[1:]
+        self.objects[key] = content
+
+    def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
+        content = self.objects[Key]
+        return {"ETag": f'"{hashlib.md5(content).hexdigest()}"', "ContentLength": len(content)}
+
+
+def _files(directory: Path) -> None:
+    (directory / "sub").mkdir()
+    (directory / "a.txt").write_text("hello")
+    (directory / "sub" / "b.dat").write_bytes(b"\x00" * 1000)
+
+
+def test_a_corrupt_upload_fails_with_the_key_named(tmp_path: Path) -> None:
+    _files(tmp_path)
+    with pytest.raises(CorruptUploadError, match=r"upload of sub/b.dat is corrupt: S3 holds 1000 bytes"):
+        upload_run_dir(FakeS3(damage="sub/b.dat"), tmp_path, "bucket")  # type: ignore[arg-type]
+
+
+def test_an_intact_upload_gives_sizes_and_sha256(tmp_path: Path) -> None:
+    _files(tmp_path)
+    digests = upload_run_dir(FakeS3(), tmp_path, "bucket")  # type: ignore[arg-type]
+    assert [(d.key, d.size, d.sha256) for d in digests] == [
+        ("a.txt", 5, hashlib.sha256(b"hello").hexdigest()),
+        ("sub/b.dat", 1000, hashlib.sha256(b"\x00" * 1000).hexdigest()),
+    ]
+
+
+def test_multipart_etag_is_md5_of_part_md5s(tmp_path: Path) -> None:
+    path = tmp_path / "big"
+    content = os.urandom(17 * MB + 3)
+    path.write_bytes(content)
+    parts = [content[i : i + 8 * MB] for i in range(0, len(content), 8 * MB)]
+    expected = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + "-3"
+    digest = digest_file(path, "big")
+    assert digest.etag == expected
+    assert digest.sha256 == hashlib.sha256(content).hexdigest()
+
+
+def test_real_s3_agrees_with_the_computed_etags(tmp_path: Path, s3_env: dict[str, str]) -> None:
+    sizes = {"empty": 0, "small": 1000, "exactly-8mb": 8 * MB, "two-parts": 9 * MB + 5}
+    for name, size in sizes.items():
+        (tmp_path / name).write_bytes(os.urandom(size))
+    s3 = make_s3_client(s3_env["LERULI_S3_SERVER"], s3_env["LERULI_S3_ACCESS"], s3_env["LERULI_S3_SECRET"])
+    bucket = new_bucket_name()
+    create_bucket(s3, bucket)
+    try:
+        digests = upload_run_dir(s3, tmp_path, bucket)  # raises if S3 disagrees on any
+        assert {d.key: d.size for d in digests} == sizes
+        assert {d.etag.endswith("-2") for d in digests if d.key == "two-parts"} == {True}
+    finally:
+        delete_bucket(s3, bucket)
