@@ -183,8 +183,9 @@ def test_a_node_may_reference_its_own_groups_result_storage_only(
 ) -> None:
     spec = {"image": "leruli-busybox:1.0", "command": "true", "bucket": "leruli-" + "c" * 32}
     run_id = httpx.post(f"{server.url}/v1/jobs", headers=_bearer(beta["api_secret"]), json=spec).json()["id"]
+    # The first call per group registers Prefect's S3Bucket block: slow on a loaded machine.
     storage = {
-        name: httpx.get(f"{server.url}/v1/results/storage", headers=_node(group)).json()
+        name: httpx.get(f"{server.url}/v1/results/storage", headers=_node(group), timeout=60).json()
         for name, group in (("alpha", alpha), ("beta", beta))
     }
     assert storage["alpha"]["bucket"] != storage["beta"]["bucket"]
@@ -194,7 +195,7 @@ def test_a_node_may_reference_its_own_groups_result_storage_only(
         data = {"storage_key": f"jobs/{run_id}/attempt-1.json", "storage_block_id": block_id}
         state = {"state": {"type": "RUNNING", "name": "Running", "data": data}}
         url = f"{server.url}/prefect/api/flow_runs/{run_id}/set_state"
-        return httpx.post(url, headers=_node(beta), json=state)
+        return httpx.post(url, headers=_node(beta), json=state, timeout=30)
 
     refused = propose(storage["alpha"]["block_document_id"])
     assert refused.status_code == 403
