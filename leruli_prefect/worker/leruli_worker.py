@@ -32,6 +32,7 @@ from leruli_prefect.settings import load_settings
 from leruli_prefect.storage.s3_client import make_s3_client
 from leruli_prefect.worker import container_runner, images, leftovers, result_record, staging
 from leruli_prefect.worker.cancellation import CancelWatch
+from leruli_prefect.worker.claim_order import spread_among_equals
 from leruli_prefect.worker.memory_peak import MemoryPeak
 from leruli_prefect.worker.node_config import NodeConfig, load_node_config
 from leruli_prefect.worker.packing import NodeCapacity
@@ -189,7 +190,8 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             self._logger.debug("poll after a job ended failed: %s", exc)
 
     async def _get_scheduled_flow_runs(self) -> list[WorkerFlowRunResponse]:
-        """The scheduled runs this node takes now: those that fit in what is left, oldest first.
+        """The scheduled runs this node takes now: those that fit in what is left, oldest first (nodes start
+        at different ones among equal runs at the head, see `claim_order`).
 
         The one private hook of `BaseWorker` we use (tests/worker/test_packing.py checks it still exists):
         its public `get_and_submit_flow_runs` asks this method which runs to claim, then claims every one
@@ -200,7 +202,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         # node) is free again; the base class holds a limiter token on behalf of every run in hand.
         self.capacity.release_all_but(self.limiter.statistics().borrowers)
         taken = []
-        for response in offered:
+        for response in spread_among_equals(offered, lambda offer: _asked(offer.flow_run)):
             flow_run = response.flow_run
             if self.capacity.holds(flow_run.id):
                 # In hand already, or lost and requeued while its stale task here has not ended: that task's
