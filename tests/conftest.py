@@ -7,6 +7,7 @@ database in its id (`[sqlite]`, `[postgres]`); pytest groups the tests by it, so
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,19 +31,20 @@ def docker_ready() -> None:
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[stack.Server]:
-    database = None
-    if request.param == "postgres":
-        database = stack.PostgresDatabase.create(f"leruli_test_{secrets.token_hex(4)}")
-    running = stack.start_server(
-        tmp_path_factory.mktemp(f"server-{request.param}") / "data",
-        database_url=database.url if database else None,
-    )
-    running.init_group("alpha")
-    running.init_group("beta")
-    yield running
-    running.process.stop()
-    if database:
-        database.drop()
+    with contextlib.ExitStack() as cleanup:
+        database = None
+        if request.param == "postgres":
+            database = cleanup.enter_context(
+                stack.PostgresDatabase.create(f"leruli_test_{secrets.token_hex(4)}")
+            )
+        running = stack.start_server(
+            tmp_path_factory.mktemp(f"server-{request.param}") / "data",
+            database_url=database.url if database else None,
+        )
+        cleanup.callback(running.process.stop)
+        running.init_group("alpha")
+        running.init_group("beta")
+        yield running
 
 
 @pytest.fixture(scope="session")

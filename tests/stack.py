@@ -92,6 +92,12 @@ class PostgresDatabase:
     def drop(self) -> None:
         self.psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
+    def __enter__(self) -> PostgresDatabase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.drop()  # also when the server on it failed to start
+
 
 def s3_client(s3: dict[str, str]):  # noqa: ANN201 - a boto3 S3 client
     """A plain boto3 client on the test S3, to look at buckets behind the product's back."""

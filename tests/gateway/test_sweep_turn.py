@@ -15,9 +15,8 @@ from tests import stack
 
 @pytest.fixture(scope="module")
 def database() -> Iterator[stack.PostgresDatabase]:
-    created = stack.PostgresDatabase.create(f"leruli_turn_{secrets.token_hex(4)}")
-    yield created
-    created.drop()
+    with stack.PostgresDatabase.create(f"leruli_turn_{secrets.token_hex(4)}") as created:
+        yield created
 
 
 def test_one_sweep_at_a_time_and_the_turn_passes_on(database: stack.PostgresDatabase) -> None:

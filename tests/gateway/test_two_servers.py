@@ -7,6 +7,7 @@ would) and the database; Prefect's events, leases and background tasks go throug
 
 from __future__ import annotations
 
+import contextlib
 import random
 import secrets
 import shutil
@@ -35,22 +36,30 @@ class TwoServers:
 
 @pytest.fixture(scope="module")
 def two_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoServers]:
-    database = stack.PostgresDatabase.create(f"leruli_two_{secrets.token_hex(4)}")
+    with contextlib.ExitStack() as cleanup:
+        database = cleanup.enter_context(stack.PostgresDatabase.create(f"leruli_two_{secrets.token_hex(4)}"))
+        yield cleanup.enter_context(_two_servers_on(database, tmp_path_factory.mktemp("two-servers")))
+
+
+@contextlib.contextmanager
+def _two_servers_on(database: stack.PostgresDatabase, directory: Path) -> Iterator[TwoServers]:
     # A Redis database of its own, emptied first: other deployments' streams must not reach this one.
     redis_url = (
         stack.started_service("redis")["LERULI_REDIS_URL"].rsplit("/", 1)[0] + f"/{random.randint(1, 15)}"
     )
     redis.Redis.from_url(redis_url).flushdb()
-    directory = tmp_path_factory.mktemp("two-servers")
     first = stack.start_server(directory / "first", database_url=database.url, redis_url=redis_url)
-    # Started after the first has migrated the database; it shares the first one's operator secret.
-    (directory / "second").mkdir()
-    shutil.copy2(directory / "first" / OPERATOR_SECRET_FILE, directory / "second" / OPERATOR_SECRET_FILE)
-    second = stack.start_server(directory / "second", database_url=database.url, redis_url=redis_url)
-    yield TwoServers(first, second, database, redis_url)
-    for server in (first, second):
-        server.process.stop()
-    database.drop()
+    try:
+        # Started after the first has migrated the database; it shares the first one's operator secret.
+        (directory / "second").mkdir()
+        shutil.copy2(directory / "first" / OPERATOR_SECRET_FILE, directory / "second" / OPERATOR_SECRET_FILE)
+        second = stack.start_server(directory / "second", database_url=database.url, redis_url=redis_url)
+        try:
+            yield TwoServers(first, second, database, redis_url)
+        finally:
+            second.process.stop()
+    finally:
+        first.process.stop()
 
 
 def _node(
