@@ -73,10 +73,13 @@ def test_jobs_run_side_by_side_on_their_own_cpus_and_never_beyond_the_cores(
     for job_id, _ in jobs:
         assert gamma_node.wait_final(job_id)["state"] == "Completed"
 
-    assert _most_at_once([_interval(gamma_node, job_id) for job_id, _ in jobs]) == NODE_CORES
+    intervals = {job_id: _interval(gamma_node, job_id) for job_id, _ in jobs}
+    assert _most_at_once(list(intervals.values())) == NODE_CORES
     for _, bucket in jobs:
         assert gamma_node.read(bucket, "nproc.txt") == "1\n"
-    first_two = {gamma_node.read(bucket, "cpus.txt").split()[-1] for _, bucket in jobs[:2]}
+    # The two that started first ran side by side (which two of three equal jobs: see worker/claim_order.py).
+    started_first = sorted(jobs, key=lambda job: intervals[job[0]][0])[:2]
+    first_two = {gamma_node.read(bucket, "cpus.txt").split()[-1] for _, bucket in started_first}
     assert first_two == {"0", "1"}  # each on its own CPU
 
 
