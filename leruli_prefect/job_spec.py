@@ -22,6 +22,11 @@ CANCEL_TAG = "leruli-cancel-requested"
 GROUP_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,40}$"
 # Bucket names are S3-legal and unguessable: `leruli-` and 32 hex digits (128 random bits).
 BUCKET_PATTERN = r"^leruli-[0-9a-f]{32}$"
+# The original Leruli client names a job's bucket with a uuid4 (122 random bits, as unguessable); only its
+# jobs use these (gateway/routes/legacy_v22_1.py).
+LEGACY_BUCKET_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
+# A job's bucket is either. BUCKET_PATTERN alone still tells bucket names from job ids, which are uuids too.
+JOB_BUCKET_PATTERN = f"{BUCKET_PATTERN}|{LEGACY_BUCKET_PATTERN}"
 # `name:version`, the way the original Leruli service named its codes (`psi4:1.3.2`, `xtb:6.5.1`).
 IMAGE_PATTERN = r"^[a-z0-9][a-z0-9._/-]{0,127}:[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
@@ -49,7 +54,7 @@ class JobSpec(BaseModel):
     cores: int = Field(default=1, ge=1, le=1024, description="Cores; also OMP_NUM_THREADS and kin.")
     memory_mb: int = Field(default=4000, ge=16, le=4_194_304, description="Memory limit in MB.")
     time_limit_s: int = Field(default=86_400, ge=1, le=31 * 86_400, description="Wall-time limit in seconds.")
-    bucket: str = Field(description="The job's S3 bucket holding `run.tgz`.", pattern=BUCKET_PATTERN)
+    bucket: str = Field(description="The job's S3 bucket holding `run.tgz`.", pattern=JOB_BUCKET_PATTERN)
 
     @field_validator("command")
     @classmethod

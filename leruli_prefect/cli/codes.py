@@ -28,8 +28,13 @@ def publish_code(
     import docker
 
     from leruli_prefect.storage.buckets import ensure_bucket
-    from leruli_prefect.storage.code_archive import local_image_id, object_key, save_image
-    from leruli_prefect.storage.transfer import upload_file
+    from leruli_prefect.storage.code_archive import (
+        legacy_listing_key,
+        local_image_id,
+        object_key,
+        save_image,
+    )
+    from leruli_prefect.storage.transfer import put_empty, upload_file
 
     settings = load_settings()
     reference = f"{code}:{version}"
@@ -50,6 +55,7 @@ def publish_code(
             upload_file(s3, archive, bucket, key)
         record = {"name": code, "version": version, "object_key": key, "size": saved.size}
         client.publish_code(record | {"image_id": saved.image_id, "archive_sha256": saved.archive_sha256})
+        put_empty(s3, bucket, legacy_listing_key(code, version))  # for the original client's list-codes
     typer.echo(
         f"Published {reference} ({saved.image_id[:19]}, {saved.size / 1e6:.1f} MB compressed; "
         f"saved in {saved_in:.1f} s, {time.monotonic() - started:.1f} s in all)"

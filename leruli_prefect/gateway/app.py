@@ -1,4 +1,5 @@
-"""The server: one ASGI app holding the gateway (/v1) and the Prefect server (API and UI behind the guard)."""
+"""The server: one ASGI app holding the gateway (/v1, and the original client's routes in legacy_v22_1) and
+the Prefect server (API and UI behind the guard)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from leruli_prefect.gateway.routes import (
     groups,
     health,
     jobs,
+    legacy_v22_1,
     results,
     users,
     whoami,
@@ -79,6 +81,8 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
     app = FastAPI(title="leruli-prefect gateway", version="1", lifespan=lifespan)
     for module in (health, whoami, groups, jobs, results, codes, users, compute_secret, audit_log):
         app.include_router(module.router, prefix="/v1")
+    # The original Leruli client's routes (/v22_1/..., /latest/group-token), onto the /v1 handlers.
+    app.include_router(legacy_v22_1.router)
 
     @app.exception_handler(HTTPException)
     async def refused(request: Request, exc: HTTPException) -> Response:

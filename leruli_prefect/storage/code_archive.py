@@ -41,6 +41,15 @@ def object_key(name: str, version: str, archive_sha256: str) -> str:
     return f"codes/{name}/{version}/{archive_sha256}.tar.gz"
 
 
+def legacy_listing_key(name: str, version: str) -> str:
+    """The empty entry the original Leruli client lists a code by: `NAME-VERSION.tgz` at the bucket's top.
+
+    That client's `task-list-codes` only lists the code bucket (it reads no archive); our archives are
+    content-addressed under `codes/`, so each published code also gets this entry to be listed by.
+    """
+    return f"{name}-{version}.tgz"
+
+
 def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

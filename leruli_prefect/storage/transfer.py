@@ -22,6 +22,13 @@ def upload_file(s3: S3Client, path: Path, bucket: str, key: str) -> None:
         raise StorageError(f"cannot upload {path} to {bucket}/{key}: {exc}") from exc
 
 
+def put_empty(s3: S3Client, bucket: str, key: str) -> None:
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"")
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageError(f"cannot write {bucket}/{key}: {exc}") from exc
+
+
 def download_file(s3: S3Client, bucket: str, key: str, path: Path) -> None:
     try:
         s3.download_file(bucket, key, str(path))

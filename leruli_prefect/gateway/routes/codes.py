@@ -23,6 +23,9 @@ from leruli_prefect.gateway.security import SecretKind
 router = APIRouter(tags=["codes"])
 
 _SIMILAR_SHOWN = 5
+# The original Leruli client lists codes in the bucket `code-<group token>` (see routes/legacy_v22_1.py):
+# our code buckets begin the same way, so that it finds them.
+LEGACY_CODE_BUCKET_PREFIX = "code-"
 
 
 def _require_member_or_node(caller: Caller) -> Group:
@@ -43,7 +46,7 @@ async def _bucket_name(session: AsyncSession, group: Group) -> str:
         return record.bucket
     try:
         record = await crud.create_code_bucket(
-            session, group=group, bucket=f"leruli-codes-{secrets.token_hex(16)}"
+            session, group=group, bucket=f"{LEGACY_CODE_BUCKET_PREFIX}leruli-{secrets.token_hex(16)}"
         )
         await session.commit()
     except IntegrityError:  # another first publisher won the race: theirs is the group's bucket
