@@ -21,6 +21,7 @@ from uuid import UUID
 from fastapi import APIRouter, Body, HTTPException, Request, status
 from prefect.server.api.server import is_client_retryable_exception
 from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from leruli_prefect.gateway.callers import Caller, Unauthenticated, resolve_caller
 from leruli_prefect.gateway.deps import SessionDep, StateDep, require_user
@@ -103,7 +104,7 @@ def legacy_status(view: JobView, reason: str | None = None) -> LegacyStatus:
     return LegacyStatus(status=word, reason=reason or view.reason)
 
 
-async def _legacy_user(request: Request, state: GatewayState, session: Any, secret: str) -> Caller:
+async def _legacy_user(request: Request, state: GatewayState, session: AsyncSession, secret: str) -> Caller:
     """The user whose API secret the body carries, as `UserDep` would resolve it from a header."""
     try:
         caller = await resolve_caller(
@@ -126,12 +127,15 @@ def _job_id(jobid: str) -> UUID:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {jobid!r}") from exc
 
 
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, error['loc']))}: {error['msg']}" for error in exc.errors())
+
+
 def _as_job(body: LegacySubmit) -> JobSubmit:
     try:
         return body.job()
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=problems) from exc
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, detail=_problems(exc)) from exc
 
 
 @router.post("/v22_1/task-submit")
@@ -159,7 +163,7 @@ async def bulk_task_submit(
             if body.secret not in by_caller:
                 by_caller[body.secret] = (await _legacy_user(request, state, session, body.secret), [])
         except ValidationError as exc:
-            results[index] = LegacyBulkResult(status=422, detail=str(exc.errors()[0]["msg"]))
+            results[index] = LegacyBulkResult(status=422, detail=_problems(exc))
             continue
         except HTTPException as exc:
             results[index] = LegacyBulkResult(status=exc.status_code, detail=str(exc.detail))
@@ -167,14 +171,16 @@ async def bulk_task_submit(
         by_caller[body.secret][1].append((index, job))
     for caller, submitted in by_caller.values():
         await _submit_for(caller, submitted, results, session)
-    return [result or LegacyBulkResult(status=500, detail="not handled") for result in results]
+    answered = [result for result in results if result is not None]
+    assert len(answered) == len(bodies), "every job gets its own result"
+    return answered
 
 
 async def _submit_for(
     caller: Caller,
     submitted: list[tuple[int, JobSubmit]],
     results: list[LegacyBulkResult | None],
-    session: Any,
+    session: AsyncSession,
 ) -> None:
     """One caller's jobs of a bulk request: refuse those naming an unpublished code, create the rest."""
     group = caller.group
