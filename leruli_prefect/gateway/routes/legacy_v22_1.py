@@ -6,11 +6,12 @@ Groups moving from the original service keep their scripts: with `LERULI_BASEURL
 as `secret`; a job names its bucket (`bucketid`, a uuid4 the client made and filled with `run.tgz`), its code
 as `codeversion` (`name:version`), `cores`, `memorymb` and `timelimit` in seconds.
 
-Every request becomes the /v1 handler's call with the same caller, so the access rules are the same: the
-secret must be a user's API secret (disabled users refused), another group's jobs are 404, codes are checked
-by `require_published`. Refusals answer `{"detail": ...}` as /v1 does; a bad secret answers 403, the status
-the original client reads as "API key not accepted". The routes stay out of /openapi.json: they are the old
-service's contract, not ours (no header credentials, no schema of our own to hold them to).
+Every request becomes a call of the /v1 handler with the same caller (by keyword, as FastAPI calls them), so
+the access rules are the same: the secret must be a user's API secret (disabled users refused), another
+group's jobs are 404, codes are checked by `require_published`. Refusals answer `{"detail": ...}` as /v1
+does; a bad secret answers 403, the status the original client reads as "API key not accepted". The routes
+stay out of /openapi.json: they are the old service's contract, not ours (no header credentials, no schema of
+our own to hold them to).
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def _as_job(body: LegacySubmit) -> JobSubmit:
 async def task_submit(body: LegacySubmit, request: Request, state: StateDep, session: SessionDep) -> str:
     """One job; answers its id (a JSON string), which the client writes to `leruli.job`."""
     caller = await _legacy_user(request, state, session, body.secret)
-    view = await jobs.submit_job(_as_job(body), caller, state, session)
+    view = await jobs.submit_job(body=_as_job(body), caller=caller, session=session)
     return str(view.id)
 
 
@@ -201,7 +202,9 @@ async def _submit_for(
     if not accepted:
         return
     try:
-        created = await jobs.submit_jobs(JobBatch(jobs=[job for _, job in accepted]), caller, session)
+        created = await jobs.submit_jobs(
+            body=JobBatch(jobs=[job for _, job in accepted]), caller=caller, session=session
+        )
     except HTTPException as exc:
         for index, _ in accepted:
             results[index] = LegacyBulkResult(status=exc.status_code, detail=str(exc.detail))
@@ -223,7 +226,7 @@ async def task_status(
 ) -> LegacyStatus:
     """The job's state in the original words; 404 (the client's "No such job") also for other groups' jobs."""
     caller = await _legacy_user(request, state, session, body.secret)
-    return legacy_status(await jobs.read_job(_job_id(body.jobid), caller, state))
+    return legacy_status(await jobs.read_job(job_id=_job_id(body.jobid), caller=caller))
 
 
 @router.post("/v22_1/task-cancel")
@@ -234,11 +237,11 @@ async def task_cancel(
     caller = await _legacy_user(request, state, session, body.secret)
     job_id = _job_id(body.jobid)
     try:
-        view = await jobs.cancel_job(job_id, caller, state, request)
+        view = await jobs.cancel_job(job_id=job_id, caller=caller, state=state, request=request)
     except HTTPException as exc:
         if exc.status_code != status.HTTP_409_CONFLICT:
             raise
-        ended = await jobs.read_job(job_id, caller, state)
+        ended = await jobs.read_job(job_id=job_id, caller=caller)
         return legacy_status(ended, reason=f"had already ended{f': {ended.reason}' if ended.reason else ''}")
     return legacy_status(view)
 
@@ -252,7 +255,7 @@ async def group_token(body: LegacySecret, request: Request, state: StateDep, ses
     `NAME-VERSION.tgz` entry per code for it (see storage/code_archive.py).
     """
     caller = await _legacy_user(request, state, session, body.secret)
-    bucket = (await codes.code_bucket(caller, session)).bucket
+    bucket = (await codes.code_bucket(caller=caller, session=session)).bucket
     if not bucket.startswith(codes.LEGACY_CODE_BUCKET_PREFIX):
         raise HTTPException(
             status.HTTP_409_CONFLICT,
