@@ -226,7 +226,7 @@ async def task_status(
 ) -> LegacyStatus:
     """The job's state in the original words; 404 (the client's "No such job") also for other groups' jobs."""
     caller = await _legacy_user(request, state, session, body.secret)
-    return legacy_status(await jobs.read_job(job_id=_job_id(body.jobid), caller=caller))
+    return legacy_status(await jobs.read_job(job_id=_job_id(body.jobid), caller=caller, state=state))
 
 
 @router.post("/v22_1/task-cancel")
@@ -241,7 +241,7 @@ async def task_cancel(
     except HTTPException as exc:
         if exc.status_code != status.HTTP_409_CONFLICT:
             raise
-        ended = await jobs.read_job(job_id=job_id, caller=caller)
+        ended = await jobs.read_job(job_id=job_id, caller=caller, state=state)
         return legacy_status(ended, reason=f"had already ended{f': {ended.reason}' if ended.reason else ''}")
     return legacy_status(view)
 
