@@ -31,6 +31,20 @@ class StorageError(LeruliError):
     """S3 refused or failed an operation on job data."""
 
 
+class StorageUnavailableError(StorageError):
+    """S3 stayed unreachable past the node's `storage_retry_seconds`: the job's reason is exactly this."""
+
+    def __init__(self) -> None:
+        super().__init__("storage unavailable")
+
+
+class NodeDiskFullError(LeruliError):
+    """The node's data disk filled up while it handled a job."""
+
+    def __init__(self) -> None:
+        super().__init__("no space left on node")
+
+
 class UnsafeArchiveError(LeruliError):
     """`run.tgz` holds an entry that would escape the run directory or is not a plain file or directory."""
 

@@ -180,10 +180,11 @@ def start_server(
     timeout: float = STARTUP_TIMEOUT_S,
     database_url: str | None = None,
     redis_url: str | None = None,
+    port: int | None = None,
 ) -> Server:
     """`leruli server start` on a free port, with extra `options` (e.g. `--max-attempts`, `1`): SQLite in
-    `data_dir`, or the PostgreSQL (and Redis) given."""
-    port = free_port()
+    `data_dir`, or the PostgreSQL (and Redis) given. A restart on the same data dir passes its `port`."""
+    port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [LERULI, "server", "start", "--port", str(port), "--data-dir", str(data_dir), *options]
     if database_url:

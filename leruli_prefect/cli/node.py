@@ -109,6 +109,9 @@ def _prefect_environment(node: NodeConfig) -> dict[str, str]:
         # The server writes a node off (and requeues its jobs) after 3 silent intervals: 30 s by default.
         "PREFECT_WORKER_HEARTBEAT_SECONDS": str(node.heartbeat_seconds),
         "PREFECT_HOME": str(node.data_dir / "prefect"),
+        # Prefect's client would hide a server restart in up to a minute of silent retries; two short ones,
+        # then the node's own backoff (worker/retries.py) takes over and says so in the node's log.
+        "PREFECT_CLIENT_MAX_RETRIES": "2",
     }
 
 

@@ -56,12 +56,16 @@ async def sweep_forever(
 
     Server processes that share a database take turns (`sweep_turn`): a run is written off once.
     """
+    up_since = datetime.now(UTC)
     while True:
         try:
             async with sweep_turn(engine) as my_turn:
                 if my_turn:
                     await sweep_once(
-                        prefect, lost_after_heartbeats=lost_after_heartbeats, max_attempts=max_attempts
+                        prefect,
+                        lost_after_heartbeats=lost_after_heartbeats,
+                        max_attempts=max_attempts,
+                        up_since=up_since,
                     )
         except asyncio.CancelledError:
             raise
@@ -75,8 +79,9 @@ async def sweep_once(
     *,
     lost_after_heartbeats: int = LOST_AFTER_HEARTBEATS,
     max_attempts: int = MAX_ATTEMPTS,
+    up_since: datetime | None = None,
 ) -> list[FlowRun]:
-    """Write off every held run whose holder is lost; returns those runs."""
+    """Write off every held run whose holder is lost; returns those runs (`up_since`: see `is_lost`)."""
     held = await prefect.read_flow_runs(
         flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_HELD))),
         work_pool_filter=WorkPoolFilter(type=WorkPoolFilterType(any_=[WORKER_TYPE])),
@@ -93,20 +98,32 @@ async def sweep_once(
             continue  # claimed a moment ago, not yet labelled by its new holder (a write-off blanks it)
         if pool not in workers:
             workers[pool] = {w.name: w for w in await prefect.read_workers_for_work_pool(pool, limit=200)}
-        if is_lost(workers[pool].get(holder), now, lost_after_heartbeats=lost_after_heartbeats):
+        lost = is_lost(
+            workers[pool].get(holder), now, lost_after_heartbeats=lost_after_heartbeats, up_since=up_since
+        )
+        if lost:
             await write_off(prefect, flow_run, holder, max_attempts=max_attempts)
             written_off.append(flow_run)
     return written_off
 
 
 def is_lost(
-    worker: Worker | None, now: datetime, *, lost_after_heartbeats: int = LOST_AFTER_HEARTBEATS
+    worker: Worker | None,
+    now: datetime,
+    *,
+    lost_after_heartbeats: int = LOST_AFTER_HEARTBEATS,
+    up_since: datetime | None = None,
 ) -> bool:
-    """A worker is lost when it has been silent for `lost_after_heartbeats` of its heartbeat intervals."""
+    """A worker is lost when it has been silent for `lost_after_heartbeats` of its heartbeat intervals.
+
+    Silence is counted from `up_since` (when this server started) at the earliest: while the server was down
+    (restarted, upgraded) its nodes could not heartbeat, and they must not lose their jobs for that.
+    """
     if worker is None or worker.last_heartbeat_time is None:
         return False  # not yet known to its pool: give it time (it heartbeats before it claims)
     interval = worker.heartbeat_interval_seconds or _DEFAULT_HEARTBEAT_SECONDS
-    return now - worker.last_heartbeat_time > timedelta(seconds=lost_after_heartbeats * interval)
+    heard = max(worker.last_heartbeat_time, up_since) if up_since else worker.last_heartbeat_time
+    return now - heard > timedelta(seconds=lost_after_heartbeats * interval)
 
 
 async def write_off(prefect: PrefectClient, flow_run: FlowRun, holder: str, *, max_attempts: int) -> None:

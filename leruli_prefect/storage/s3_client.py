@@ -10,8 +10,13 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-def make_s3_client(endpoint: str | None, access: str | None, secret: str | None) -> S3Client:
-    """A client with path-style addressing, which every S3 server understands (virtual hosts need DNS)."""
+def make_s3_client(
+    endpoint: str | None, access: str | None, secret: str | None, *, max_attempts: int = 5
+) -> S3Client:
+    """A client with path-style addressing, which every S3 server understands (virtual hosts need DNS).
+
+    `max_attempts` bounds botocore's own quick retries; a node retries longer outages itself.
+    """
     missing = [
         name
         for name, value in (
@@ -34,7 +39,7 @@ def make_s3_client(endpoint: str | None, access: str | None, secret: str | None)
         region_name="us-east-1",
         config=Config(
             s3={"addressing_style": "path"},
-            retries={"max_attempts": 5, "mode": "standard"},
+            retries={"max_attempts": max_attempts, "mode": "standard"},
             connect_timeout=10,
             read_timeout=120,
         ),

@@ -5,6 +5,8 @@ Blocking calls; the worker runs them in a thread.
 
 from __future__ import annotations
 
+import errno
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +38,9 @@ class ContainerOutcome:
     exit_code: int | None
     oom_killed: bool
     timed_out: bool
+    engine_restarted: bool = False  # the Docker engine went away while the job ran
+    engine_lost: bool = False  # ... and did not come back: exit code and logs unknown
+    no_space: bool = False  # the node's disk had no room for joblog.txt/joberr.txt
     image_id: str | None = None  # the image the container ran, `sha256:...`
     started: datetime | None = None
     ended: datetime | None = None
@@ -112,27 +117,55 @@ def kill_container(container: Container) -> None:
             raise
 
 
-def wait_for_container(container: Container, run_dir: Path, time_limit_s: int) -> ContainerOutcome:
-    """Wait for the container's end (killing it at the time limit), save its output, remove it."""
+def wait_for_container(
+    container: Container, run_dir: Path, time_limit_s: int, engine_retry_seconds: float = 0.0
+) -> ContainerOutcome:
+    """Wait for the container's end (killing it at the time limit), save its output, remove it.
+
+    A Docker engine that restarts meanwhile drops our wait: the container is waited for again once the engine
+    answers (it may have survived, with live-restore), for up to `engine_retry_seconds`.
+    """
     import requests
 
-    timed_out = False
-    try:
-        container.wait(timeout=time_limit_s)
-    except requests.exceptions.ConnectionError:
-        # docker-py reports a wait that outlived its timeout as a read timeout of the HTTP call.
-        timed_out = True
-        container.kill()
-        container.wait(timeout=60)
-    container.reload()
-    state = container.attrs["State"]
-    _save_logs(container, run_dir)
-    container.remove(force=True)
+    started = time.monotonic()
+    timed_out = engine_restarted = False
+    while True:
+        remaining = time_limit_s - (time.monotonic() - started)
+        try:
+            if remaining <= 0:
+                raise TimeoutError
+            container.wait(timeout=remaining)
+            break
+        except (TimeoutError, requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            if isinstance(exc, TimeoutError) or _is_read_timeout(exc):
+                # docker-py reports a wait that outlived its timeout as a read timeout of the HTTP call.
+                timed_out = True
+                container.kill()
+                container.wait(timeout=60)
+                break
+            engine_restarted = True
+            if not _engine_back(container, engine_retry_seconds):
+                return ContainerOutcome(None, False, timed_out, engine_restarted=True, engine_lost=True)
+    # The engine may also go away just after the wait (a shutdown ends the wait first, then the API).
+    while True:
+        if engine_restarted and not _engine_back(container, engine_retry_seconds):
+            return ContainerOutcome(None, False, timed_out, engine_restarted=True, engine_lost=True)
+        try:
+            container.reload()
+            state = container.attrs["State"]
+            image_id = container.attrs.get("Image")
+            no_space = _save_logs_if_room(container, run_dir)
+            container.remove(force=True)
+            break
+        except requests.exceptions.RequestException:
+            engine_restarted = True
     return ContainerOutcome(
         exit_code=state.get("ExitCode"),
         oom_killed=bool(state.get("OOMKilled")),
         timed_out=timed_out,
-        image_id=container.attrs.get("Image"),
+        engine_restarted=engine_restarted,
+        no_space=no_space,
+        image_id=image_id,
         started=_docker_time(state.get("StartedAt")),
         ended=_docker_time(state.get("FinishedAt")),
     )
@@ -144,6 +177,50 @@ def _docker_time(value: str | None) -> datetime | None:
         return None
     stamp, _, fraction = value.rstrip("Z").partition(".")
     return datetime.fromisoformat(f"{stamp}.{(fraction + '000000')[:6]}+00:00")
+
+
+def _save_logs_if_room(container: Container, run_dir: Path) -> bool:
+    """Save the job's output into its run dir; True if the node's disk had no room for it."""
+    try:
+        _save_logs(container, run_dir)
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
+        return True
+    return False
+
+
+def _is_read_timeout(exc: BaseException) -> bool:
+    """Whether a docker-py error is the read timeout of a wait (urllib3's, wrapped once or twice)."""
+    import requests
+    import urllib3
+
+    seen: object = exc
+    for _ in range(4):
+        if isinstance(seen, urllib3.exceptions.ReadTimeoutError | requests.exceptions.ReadTimeout):
+            return True
+        if not isinstance(seen, BaseException):
+            return False
+        seen = getattr(seen, "reason", None) or (seen.args[0] if seen.args else None)
+    return False
+
+
+def _engine_back(container: Container, within_seconds: float) -> bool:
+    """Wait, with backoff, until the container's engine answers again; False if it does not in time."""
+    import docker.errors
+    import requests
+
+    deadline = time.monotonic() + within_seconds
+    delay = 0.5
+    while True:
+        try:
+            container.client.ping()
+            return True
+        except (requests.exceptions.RequestException, docker.errors.DockerException):
+            if time.monotonic() + delay > deadline:
+                return False
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _save_logs(container: Container, run_dir: Path) -> None:

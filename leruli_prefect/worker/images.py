@@ -21,6 +21,7 @@ from leruli_prefect.client import GatewayClient
 from leruli_prefect.storage.code_archive import CodeArchiveError, check_archive, load_image
 from leruli_prefect.storage.s3_client import make_s3_client
 from leruli_prefect.storage.transfer import download_file
+from leruli_prefect.worker.retries import Backoff, is_transient_gateway_error, retry_blocking
 
 if TYPE_CHECKING:
     import docker
@@ -78,14 +79,25 @@ def _published(config: NodeConfig, reference: str, *, max_age: float) -> dict[st
     with _lock:
         fetched_at, codes = _codes_cache.get(config.gateway_url, (-math.inf, []))
     if now - fetched_at > max_age:
-        with GatewayClient(config.gateway_url) as client:
-            codes = client.node_codes(
-                group_token=config.group_token.get_secret_value(),
-                compute_secret=config.compute_secret.get_secret_value(),
-            )
+        codes = retry_blocking(  # a server restart must not fail the jobs starting meanwhile
+            lambda: _ask_codes(config),
+            transient=is_transient_gateway_error,
+            service="gateway",
+            what="asking for the group's codes",
+            limit_seconds=config.api_retry_seconds,
+            backoff=Backoff(first=1.0, longest=10.0),
+        )
         with _lock:
             _codes_cache[config.gateway_url] = (now, codes)
     return next((code for code in codes if code["image"] == reference), None)
+
+
+def _ask_codes(config: NodeConfig) -> list[dict[str, Any]]:
+    with GatewayClient(config.gateway_url) as client:
+        return client.node_codes(
+            group_token=config.group_token.get_secret_value(),
+            compute_secret=config.compute_secret.get_secret_value(),
+        )
 
 
 def _fetch_and_load(engine: docker.DockerClient, config: NodeConfig, record: dict[str, Any]) -> None:

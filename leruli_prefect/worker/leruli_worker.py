@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,7 +26,7 @@ from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker
 from pydantic import ValidationError
 
 from leruli_prefect.attempts import LOST_REASON, attempt_of, is_written_off
-from leruli_prefect.errors import LeruliError
+from leruli_prefect.errors import LeruliError, NodeDiskFullError
 from leruli_prefect.job_record import JobRecord
 from leruli_prefect.job_spec import JobSpec
 from leruli_prefect.settings import load_settings
@@ -37,6 +38,7 @@ from leruli_prefect.worker.memory_peak import MemoryPeak
 from leruli_prefect.worker.node_config import NodeConfig, load_node_config
 from leruli_prefect.worker.packing import NodeCapacity
 from leruli_prefect.worker.recent_reads import RecentReads
+from leruli_prefect.worker.retries import Backoff, GatewayLink
 
 if TYPE_CHECKING:
     import docker
@@ -110,6 +112,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         self._s3: S3Client | None = None
         self._polling = asyncio.Lock()
         self._wakes: set[asyncio.Task[None]] = set()
+        self._gateway = GatewayLink(self._logger, Backoff(first=1.0, longest=10.0))
 
     async def setup(self) -> None:
         """Start as any Prefect worker, then clear what this node left behind if it died mid-job."""
@@ -162,11 +165,16 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
 
         A full node has nothing to claim, so its frequent polls (`poll_seconds`) cost the server nothing
         while its jobs run; the limiter counts every run in hand, so a free token means a free slot.
+        While the gateway is away the poll backs off instead of ending the node (Prefect's loop would).
         """
         if self._limiter is not None and self.limiter.available_tokens < 1:
             return []
         async with self._polling:
-            return await super().get_and_submit_flow_runs()
+            return await self._gateway.try_once(super().get_and_submit_flow_runs, "asking for jobs") or []
+
+    async def sync_with_backend(self) -> None:
+        """Prefect's heartbeat; while the gateway is away it backs off instead of ending the node."""
+        await self._gateway.try_once(super().sync_with_backend, "sending a heartbeat")
 
     def _poll_when_freed(self, flow_run_id: UUID) -> None:
         """Look for the next run as soon as this run's slot is free again, not at the next poll."""
@@ -259,8 +267,10 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         # the gateway no longer delays the container's start. A refused run's inputs are dropped again.
         prepared = asyncio.create_task(self._prepare(spec, run_dir))
         try:
-            accepted = await self.client.set_flow_run_state(
-                flow_run.id, Running(message=f"on node {self.name}")
+            accepted = await self._gateway.call(
+                lambda: self.client.set_flow_run_state(flow_run.id, Running(message=f"on node {self.name}")),
+                f"starting job {flow_run.id}",
+                self.node_config.api_retry_seconds,
             )
         except BaseException:
             await _discard(prepared, run_dir)
@@ -283,8 +293,14 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
     async def _prepare(self, spec: JobSpec, run_dir: Path) -> None:
         """Stage the inputs in (Docker is left alone until the run is ours: a code may have to be loaded)."""
         s3 = await self._s3_client()
+        config = self.node_config
         await asyncio.to_thread(
-            staging.stage_in, s3, spec.bucket, run_dir, self.node_config.max_unpacked_bytes
+            staging.stage_in,
+            s3,
+            spec.bucket,
+            run_dir,
+            config.max_unpacked_bytes,
+            config.storage_retry_seconds,
         )
 
     async def _run_job(
@@ -322,10 +338,15 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             await watch.on_cancel(lambda: asyncio.to_thread(container_runner.kill_container, container))
             try:
                 outcome = await asyncio.to_thread(
-                    container_runner.wait_for_container, container, run_dir, spec.time_limit_s
+                    container_runner.wait_for_container,
+                    container,
+                    run_dir,
+                    spec.time_limit_s,
+                    config.docker_retry_seconds,
                 )
             finally:
                 peak_memory = await asyncio.to_thread(memory.stop)
+            disk_full = outcome.no_space or (outcome.exit_code != 0 and staging.is_disk_full(run_dir))
             if watch.lost or await self._lost(flow_run.id):
                 # Written off while running (this node was silent too long): the job's outputs and state
                 # belong to its newer attempt now; ours must not overwrite them.
@@ -334,8 +355,14 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 )
                 return None
             # Whatever the job wrote goes back to its bucket, even when it was cancelled or failed.
-            files = await asyncio.to_thread(staging.stage_out, s3, run_dir, spec.bucket, inputs)
-            final = Cancelled(message=watch.message) if watch.requested else _final_state(spec, outcome)
+            files = await asyncio.to_thread(
+                staging.stage_out, s3, run_dir, spec.bucket, inputs, config.storage_retry_seconds
+            )
+            final = (
+                Cancelled(message=watch.message)
+                if watch.requested
+                else _final_state(spec, outcome, disk_full=disk_full)
+            )
             record = result_record.build_record(
                 job_id=flow_run.id,
                 attempt=attempt_of(flow_run.labels),
@@ -376,7 +403,11 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             "job %s ends %s%s", flow_run.id, final.name, f": {final.message}" if final.message else ""
         )
         try:
-            result = await self.client.set_flow_run_state(flow_run.id, final)
+            result = await self._gateway.call(
+                lambda: self.client.set_flow_run_state(flow_run.id, final),
+                f"reporting job {flow_run.id} {final.name}",
+                self.node_config.api_retry_seconds,
+            )
         except PrefectHTTPStatusError as exc:
             if exc.response.status_code != 409:
                 raise
@@ -405,7 +436,11 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         if self._s3 is None:
             config = self.node_config
             self._s3 = await asyncio.to_thread(
-                make_s3_client, config.s3_server, config.s3_access, config.s3_secret.get_secret_value()
+                make_s3_client,
+                config.s3_server,
+                config.s3_access,
+                config.s3_secret.get_secret_value(),
+                max_attempts=2,  # longer outages: staging's own retries, which the node's log shows
             )
         return self._s3
 
@@ -445,9 +480,17 @@ def _asked(flow_run: FlowRun) -> tuple[int, int]:
     return spec.cores, spec.memory_mb
 
 
-def _final_state(spec: JobSpec, outcome: container_runner.ContainerOutcome) -> State[Any]:
+def _final_state(
+    spec: JobSpec, outcome: container_runner.ContainerOutcome, *, disk_full: bool = False
+) -> State[Any]:
     if outcome.timed_out:
         return Failed(message=f"time limit exceeded ({spec.time_limit_s} s)")
+    if disk_full:
+        return Failed(message=NodeDiskFullError().args[0])
+    if outcome.engine_lost:
+        return Failed(message="docker engine unavailable: the job's end is unknown")
+    if outcome.engine_restarted and outcome.exit_code != 0:
+        return Failed(message=f"docker engine restarted during the job (exit code {outcome.exit_code})")
     if outcome.oom_killed:
         return Failed(message=f"out of memory (limit {spec.memory_mb} MB)")
     if outcome.exit_code == 0:
@@ -460,7 +503,20 @@ def _describe_failure(spec: JobSpec, exc: Exception) -> str:
 
     if isinstance(exc, docker.errors.ImageNotFound):
         return f"image {spec.image} is not on this node"
+    if _is_no_space(exc):
+        return NodeDiskFullError().args[0]
     return f"node error: {type(exc).__name__}: {exc}"
+
+
+def _is_no_space(exc: BaseException | None) -> bool:
+    """Whether an error (or what caused it) is the node's disk being full."""
+    for _ in range(5):
+        if exc is None:
+            return False
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _node_config_from_settings() -> NodeConfig:

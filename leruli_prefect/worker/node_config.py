@@ -68,6 +68,22 @@ class NodeConfig(BaseModel):
         description="How often the node tells the server it is alive; silent 3 times this long, its jobs are"
         " requeued",
     )
+    storage_retry_seconds: float = Field(
+        default=300,
+        ge=0,
+        description="How long a job's transfers wait for S3 to come back before the job fails with"
+        " `storage unavailable`",
+    )
+    api_retry_seconds: float = Field(
+        default=3600,
+        ge=0,
+        description="How long a job's state reports wait for the gateway to come back (a server restart)",
+    )
+    docker_retry_seconds: float = Field(
+        default=120,
+        ge=0,
+        description="How long a running job waits for its Docker engine to come back after a restart",
+    )
     cancel_poll_seconds: float = Field(
         default=0.5, gt=0, le=10, description="How often a running job's state is checked for a cancel"
     )

@@ -1,6 +1,7 @@
 """Moving a job's files: `run.tgz` from its bucket into a fresh run dir, and the run dir back to the bucket.
 
-Blocking calls; the worker runs them in a thread.
+Blocking calls; the worker runs them in a thread. Transfers ride out an S3 outage of up to `retry_seconds`
+(then `StorageUnavailableError`): both are safe to repeat from their start.
 """
 
 from __future__ import annotations
@@ -15,19 +16,23 @@ from leruli_prefect.storage.archive import RUN_SCRIPT, STDERR_FILE, STDOUT_FILE,
 from leruli_prefect.storage.checked_upload import FileDigest
 from leruli_prefect.storage.job_files import FileStamp, stamp_inputs, upload_run_dir
 from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_file
+from leruli_prefect.worker.retries import call_storage
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 
-def stage_in(s3: S3Client, bucket: str, run_dir: Path, max_unpacked_bytes: int) -> None:
+def stage_in(
+    s3: S3Client, bucket: str, run_dir: Path, max_unpacked_bytes: int, retry_seconds: float = 0.0
+) -> None:
     """Make `run_dir` afresh and unpack the job's `run.tgz` into it."""
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     archive = run_dir.with_suffix(".tgz")
     try:
-        download_file(s3, bucket, ARCHIVE_KEY, archive)
+        fetch = lambda: download_file(s3, bucket, ARCHIVE_KEY, archive)  # noqa: E731
+        call_storage(fetch, f"fetching {bucket}/run.tgz", retry_seconds)
         safe_extract(archive, run_dir, max_unpacked_bytes)
     finally:
         archive.unlink(missing_ok=True)
@@ -62,14 +67,26 @@ def input_stamps(run_dir: Path) -> dict[str, FileStamp]:
 
 
 def stage_out(
-    s3: S3Client, run_dir: Path, bucket: str, inputs: dict[str, FileStamp] | None = None
+    s3: S3Client,
+    run_dir: Path,
+    bucket: str,
+    inputs: dict[str, FileStamp] | None = None,
+    retry_seconds: float = 0.0,
 ) -> list[FileDigest]:
     """Upload every file the job wrote or changed in `run_dir` to its bucket, each checked against what S3
     received (`CorruptUploadError` otherwise); returns their keys, sizes and SHA-256.
 
     Inputs still as in `inputs` are in run.tgz already: they are listed, not uploaded again.
     """
-    return upload_run_dir(s3, run_dir, bucket, inputs)
+    return call_storage(
+        lambda: upload_run_dir(s3, run_dir, bucket, inputs), f"uploading outputs to {bucket}", retry_seconds
+    )
+
+
+def is_disk_full(path: Path, reserve_bytes: int = 1 << 20) -> bool:
+    """Whether the filesystem holding `path` has (nearly) no space left for a job to write to."""
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize < reserve_bytes
 
 
 def remove_run_dir(run_dir: Path) -> None:

@@ -35,3 +35,12 @@ def test_a_worker_without_a_stated_interval_gets_prefects_default() -> None:
 def test_an_unknown_worker_is_given_time() -> None:
     assert not is_lost(None, NOW)
     assert not is_lost(_worker(None), NOW)
+
+
+def test_silence_while_the_server_was_down_does_not_count() -> None:
+    started = NOW - timedelta(seconds=5)
+    assert is_lost(_worker(LOST_AFTER_HEARTBEATS * 10 + 60), NOW)
+    assert not is_lost(_worker(LOST_AFTER_HEARTBEATS * 10 + 60), NOW, up_since=started)
+    assert is_lost(
+        _worker(LOST_AFTER_HEARTBEATS * 10 + 60), started + timedelta(seconds=31), up_since=started
+    )
