@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from leruli_prefect.gateway import audit, lost_nodes
 from leruli_prefect.gateway.db import make_engine, make_sessionmaker, upgrade_database
+from leruli_prefect.gateway.load_shedding import LoadShedding
 from leruli_prefect.gateway.prefect_guard import PrefectGuard
 from leruli_prefect.gateway.routes import (
     audit_log,
@@ -113,4 +114,5 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
 
     app.mount("/", prefect_app)
     app.add_middleware(PrefectGuard, get_state=lambda: app.state.gateway)
+    app.add_middleware(LoadShedding)  # outermost: a shed request costs no work at all
     return app
