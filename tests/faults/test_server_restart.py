@@ -35,7 +35,7 @@ def node(
     s3_env: dict[str, str], docker_ready: None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[NodeUnderTest]:
     directory = tmp_path_factory.mktemp("restart")
-    server = stack.start_server(directory / "server", timeout=180)
+    server = stack.start_server(directory / "server")
     started = start_node_for_new_group(server, s3_env, directory, "restart", slots=2)
     yield started
     started.process.stop()
@@ -73,7 +73,7 @@ def test_jobs_survive_a_server_restart(node: NodeUnderTest, how: signal.Signals)
     down = time.monotonic()
     time.sleep(AWAY_SECONDS)
     port = urlsplit(node.server.url).port
-    restarted = stack.start_server(node.server.data_dir, timeout=180, port=port)
+    restarted = stack.start_server(node.server.data_dir, port=port)
     node.server.process = restarted.process
     up = time.monotonic()
 
