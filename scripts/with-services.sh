@@ -27,5 +27,6 @@ for part in docker s3 postgres redis; do
 done
 scripts/build-test-image.sh
 scripts/build-chem-images.sh  # psi4:1.3.2 and xtb:6.5.1 (about 75 s the first time, then skipped)
+scripts/chromium.sh  # Debian's chromium and playwright-core for the UI's browser test (tests/ui/)
 
 "$@"

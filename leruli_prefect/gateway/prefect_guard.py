@@ -3,8 +3,10 @@
 The Prefect API is served under `/prefect/api`. Operators (the server's own secret, as Basic auth from
 Prefect's UI or as a bearer token) pass unchanged. Compute nodes pass only on the routes of `node_routes`,
 for their own group's pool, deployment and flow runs; their credentials are swapped for the server's, so
-Prefect itself (which also checks its auth string) never sees a group's secrets. Everyone else is refused.
-The bare `/api` path is closed so nothing reaches Prefect around this guard.
+Prefect itself (which also checks its auth string) never sees a group's secrets. Group members signed in
+to the Prefect UI (`ui_session`) pass only on the routes of `ui_routes`, each scoped to their group by
+`ui_tenant`. Everyone else is refused. The bare `/api` path is closed so nothing reaches Prefect around
+this guard.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 from uuid import UUID
 
 from leruli_prefect.attempts import WORKER_NAME_HEADER, attempt_of, is_written_off
-from leruli_prefect.gateway import audit, job_reads, result_storage
+from leruli_prefect.gateway import audit, job_reads, result_storage, run_owners, ui_tenant
+from leruli_prefect.gateway.asgi import ASGIApp, Message, Receive, Refused, Scope, Send
 from leruli_prefect.gateway.callers import (
     COMPUTE_SECRET_HEADER,
     GROUP_TOKEN_HEADER,
@@ -29,23 +31,19 @@ from leruli_prefect.gateway.node_routes import Ownership, match_node_route
 from leruli_prefect.gateway.prefect_writes import read_body, replay, send_to_prefect
 from leruli_prefect.gateway.security import SecretKind
 from leruli_prefect.gateway.state import GatewayState
-
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from leruli_prefect.gateway.ui_calls import PrefectCall, UiCall
+from leruli_prefect.gateway.ui_routes import match_ui_route
+from leruli_prefect.gateway.ui_session import tenant_of
 
 PREFIX = "/prefect"
 MAX_CHECKED_BODY = 8 * 1024 * 1024
 _STRIPPED_HEADERS = {b"authorization", GROUP_TOKEN_HEADER.encode(), COMPUTE_SECRET_HEADER.encode()}
 
 
-class Refused(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+# Open without a credential, as Prefect keeps them (both UIs poll health before signing in).
+_OPEN_PROBES = ("/api/health", "/api/ready")
+# Prefect's event pages link to the next page under its own mount; these answers get the link rewritten.
+_EVENT_PAGES = ("/api/events/filter", "/api/events/filter/next")
 
 
 class PrefectGuard:
@@ -72,6 +70,9 @@ class PrefectGuard:
         }
         api_path = scope["path"][len(PREFIX) :]
         method = "WS" if scope["type"] == "websocket" else scope["method"]
+        if method == "GET" and api_path in _OPEN_PROBES:
+            upstream = _upstream_scope(scope, api_path, state.operator_secret)
+            return await send_to_prefect(self.app, upstream, receive, send, state.prefect_writes)
         caller: Caller | None = None
         try:
             async with state.sessions() as session:
@@ -87,7 +88,7 @@ class PrefectGuard:
                     state, caller, method, api_path, receive, worker_name=headers.get(WORKER_NAME_HEADER)
                 )
             elif caller.kind is not SecretKind.operator:
-                raise Refused(403, "the Prefect API is open to compute nodes and server operators only")
+                return await self._serve_tenant(state, caller, scope, receive, send, headers)
         except (Unauthenticated, Refused) as exc:
             refused = exc if isinstance(exc, Refused) else Refused(401, str(exc))
             source = scope["client"][0] if scope.get("client") else "unknown"
@@ -102,6 +103,9 @@ class PrefectGuard:
             return await _refuse(scope, receive, send, refused)
 
         upstream = _upstream_scope(scope, api_path, state.operator_secret)
+        if scope["type"] != "websocket" and api_path in _EVENT_PAGES:
+            passed = PrefectCall(self.app, state, upstream, receive, send, _gateway_api(scope, headers))
+            return await ui_tenant.forward_event_page_fixed(passed)
         if scope["type"] != "websocket":
             return await send_to_prefect(self.app, upstream, receive, send, state.prefect_writes)
         receive = _rewrite_auth_frame(receive, state.operator_secret)
@@ -115,6 +119,33 @@ class PrefectGuard:
             await self.app(upstream, receive, send)
         finally:
             state.node_sockets.unregister(group_id, revoked)
+
+    async def _serve_tenant(
+        self,
+        state: GatewayState,
+        caller: Caller,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+    ) -> None:
+        """A group member signed in to the UI: only the routes of `ui_routes`, each scoped by its rule."""
+        tenant = tenant_of(caller, headers.get("authorization"))
+        if tenant is None:
+            raise Refused(
+                403,
+                "the Prefect API is open to compute nodes and server operators only; group members"
+                " sign in to the Prefect UI (/prefect/) with their API secret or group token",
+            )
+        if scope["type"] == "websocket":
+            raise Refused(403, "the Prefect UI uses no websockets")
+        api_path = scope["path"][len(PREFIX) :]
+        matched = match_ui_route(scope["method"], api_path)
+        if matched is None:
+            raise Refused(403, f"the Prefect UI of a group may not call {scope['method']} {api_path}")
+        upstream = _upstream_scope(scope, api_path, state.operator_secret)
+        call = UiCall(self.app, state, upstream, receive, send, _gateway_api(scope, headers), tenant=tenant)
+        await ui_tenant.serve(call, *matched)
 
     async def _authorize_node(
         self,
@@ -157,15 +188,7 @@ class PrefectGuard:
 
 
 async def _check_flow_run(state: GatewayState, run_id: UUID, deployment_id: UUID) -> None:
-    owner = state.run_deployments.get(run_id)
-    if owner is None:
-        found = await job_reads.read_run_owner_and_labels(run_id)
-        if found is None:
-            raise Refused(404, "no such flow run in your group")
-        owner = found[0]
-        if owner is not None:
-            state.run_deployments[run_id] = owner
-    if owner != deployment_id:
+    if not await run_owners.is_run_of(state, run_id, deployment_id):
         raise Refused(404, "no such flow run in your group")
 
 
@@ -280,6 +303,11 @@ def _closed_on(revoked: asyncio.Event, receive: Receive, send: Send) -> tuple[Re
             await send(message)
 
     return receive_until_revoked, send_until_revoked
+
+
+def _gateway_api(scope: Scope, headers: dict[str, str]) -> str:
+    """The API's address as the browser reaches it (for links Prefect builds from its own mount)."""
+    return f"{scope.get('scheme', 'http')}://{headers.get('host', 'localhost')}{PREFIX}"
 
 
 def _upstream_scope(scope: Scope, api_path: str, operator_secret: str) -> Scope:

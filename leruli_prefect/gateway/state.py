@@ -24,6 +24,8 @@ class GatewayState:
     base_job_template: dict[str, Any]
     # flow run id -> deployment id; a flow run never changes deployment, so this never goes stale.
     run_deployments: dict[UUID, UUID] = field(default_factory=dict)
+    # work pool name -> id (the tenant UI scopes events by the pool's resource id).
+    pool_ids: dict[str, UUID] = field(default_factory=dict)
     node_sockets: NodeSockets = field(default_factory=NodeSockets)
     # On SQLite one writer at a time: writes that collide fail at once (SQLITE_BUSY) rather than wait, so
     # the guard sends nodes' writing requests to Prefect one by one. None on PostgreSQL.

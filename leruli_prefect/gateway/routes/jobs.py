@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
+from contextlib import contextmanager
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 
-from leruli_prefect.gateway import audit, job_reads, job_runs, result_storage
-from leruli_prefect.gateway.callers import Caller
+from leruli_prefect.gateway import job_actions, job_reads, job_runs, result_storage
 from leruli_prefect.gateway.deps import (
     MemberDep,
     SessionDep,
     StateDep,
     UserDep,
     caller_group,
-    caller_user,
     source_of,
 )
 from leruli_prefect.gateway.models import (
@@ -31,9 +30,6 @@ from leruli_prefect.gateway.models import (
 from leruli_prefect.gateway.routes.codes import require_published
 from leruli_prefect.gateway.state import GatewayState
 from leruli_prefect.job_spec import JobSpec
-
-if TYPE_CHECKING:
-    from prefect.client.schemas.objects import FlowRun
 
 router = APIRouter(tags=["jobs"])
 
@@ -102,57 +98,35 @@ def _storage(state: GatewayState, group: str) -> result_storage.StorageLookup:
     return lambda: result_storage.find(state.prefect, group, state.result_storages)
 
 
-async def _own_job(job_id: UUID, caller: Caller, state: GatewayState) -> FlowRun:
-    """The job, if it is in the caller's group and the caller owns it or is an admin."""
-    group = caller_group(caller)
-    flow_run = await job_runs.read_job_run(
-        state.prefect, run_id=job_id, deployment_id=UUID(group.deployment_id)
-    )
-    if flow_run is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no job {job_id} in group {group.name}")
-    user = caller_user(caller)
-    if job_runs.owner_of(flow_run) != user.name and not user.is_admin:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="only the job's owner or an admin may do this")
-    return flow_run
+@contextmanager
+def _job_errors_as_http() -> Iterator[None]:
+    try:
+        yield
+    except job_actions.JobNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    except job_actions.NotJobOwner as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=str(exc)) from exc
+    except job_actions.JobAlreadyEnded as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
 
 
 @router.post("/jobs/{job_id}/cancel")
 async def cancel_job(job_id: UUID, caller: UserDep, state: StateDep, request: Request) -> JobView:
-    flow_run = await _own_job(job_id, caller, state)
-    if job_runs.state_type(flow_run) in job_runs.FINAL_STATES:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, detail=f"job {job_id} has already ended ({flow_run.state_name})"
-        )
-    await job_runs.cancel_job_run(state.prefect, flow_run=flow_run, by=caller.name)
-    await _audit_if_not_owner(state, caller, flow_run, "cancel", request)
-    return job_runs.job_view(await state.prefect.read_flow_run(job_id))
+    with _job_errors_as_http():
+        flow_run = await job_actions.cancel_job(state, caller, job_id, source=source_of(request))
+    return job_runs.job_view(flow_run)
 
 
 @router.post("/jobs/{job_id}/prune")
 async def prune_job(job_id: UUID, caller: UserDep, state: StateDep, request: Request) -> PruneGrant:
     """Allow deleting a job's data: the caller then deletes the bucket with their own S3 keys."""
-    flow_run = await _own_job(job_id, caller, state)
+    with _job_errors_as_http():
+        flow_run = await job_actions.own_job(state, caller, job_id)
     if job_runs.state_type(flow_run) not in job_runs.FINAL_STATES:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
             detail=f"job {job_id} is {flow_run.state_name}: cancel it or let it end before pruning",
         )
     await job_runs.mark_pruned(state.prefect, flow_run=flow_run)
-    await _audit_if_not_owner(state, caller, flow_run, "prune", request)
+    await job_actions.audit_if_not_owner(state, caller, flow_run, "prune", source=source_of(request))
     return PruneGrant(job_id=job_id, bucket=flow_run.parameters["bucket"])
-
-
-async def _audit_if_not_owner(
-    state: GatewayState, caller: Caller, flow_run: FlowRun, verb: str, request: Request
-) -> None:
-    """Acting on someone else's job is an admin action: it goes in the audit log."""
-    owner = job_runs.owner_of(flow_run)
-    if owner != caller.name:
-        await audit.record(
-            state.sessions,
-            caller=caller,
-            action=f"{verb} job {flow_run.id}",
-            outcome="ok",
-            detail=f"owned by {owner}",
-            source=source_of(request),
-        )

@@ -1,0 +1,91 @@
+// Drive the Prefect UI in headless Debian chromium as group members: sign in through the UI's own login
+// prompt, open each page, and report what it showed (its text and every API answer it received), with a
+// screenshot per page. Called by tests/ui/test_ui_browser.py, which makes the assertions.
+//
+// Usage: node ui_pages.js PLAN.json RESULT.json
+//   PLAN: {"base": "http://127.0.0.1:PORT/prefect", "screenshots": DIR, "profiles": DIR,
+//          "members": [{"name": "a", "secret": "lq_user_...", "pages": [{"name": "runs", "path": "/runs",
+//                       "expect": "text that shows the page has loaded"}]}]}
+'use strict';
+
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require('playwright-core');
+
+const ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+const PAGE_TIMEOUT_MS = 45000;
+const SHOWN_TIMEOUT_MS = 30000; // until the page shows the text that says it has loaded
+const QUIET_TIMEOUT_MS = 10000; // then until its API calls are done (the UI polls, so not forever)
+
+async function signIn(page, base, secret) {
+  await page.goto(`${base}/dashboard`, { timeout: PAGE_TIMEOUT_MS });
+  const field = page.getByPlaceholder('admin:pass');
+  await field.waitFor({ timeout: PAGE_TIMEOUT_MS });
+  await field.fill(secret);
+  await page.getByRole('button', { name: 'Login' }).click();
+  await page.waitForURL((url) => !url.pathname.endsWith('/login'), { timeout: PAGE_TIMEOUT_MS });
+}
+
+async function visit(page, base, spec, screenshots, member) {
+  const answers = [];
+  const onResponse = async (response) => {
+    const url = new URL(response.url());
+    if (!url.pathname.includes('/api/')) return;
+    let body = '';
+    try { body = await response.text(); } catch (e) { body = ''; }
+    answers.push({ method: response.request().method(), path: url.pathname + url.search,
+                   status: response.status(), body });
+  };
+  page.on('response', onResponse);
+  const started = Date.now();
+  await page.goto(`${base}${spec.path}`, { timeout: PAGE_TIMEOUT_MS });
+  let shown = true;
+  try {
+    await page.waitForFunction(
+      (expected) => document.body.innerText.toLowerCase().includes(expected.toLowerCase()),
+      spec.expect, { timeout: SHOWN_TIMEOUT_MS });
+  } catch (e) {
+    shown = false;
+  }
+  await page.waitForLoadState('networkidle', { timeout: QUIET_TIMEOUT_MS }).catch(() => {});
+  console.error(`${member} ${spec.name}: shown=${shown} after ${Date.now() - started} ms`);
+  const text = await page.locator('body').innerText();
+  const screenshot = path.join(screenshots, `${member}-${spec.name}.png`);
+  await page.screenshot({ path: screenshot, fullPage: true });
+  page.off('response', onResponse);
+  return { url: page.url(), shown, text, answers, screenshot };
+}
+
+async function main() {
+  const [planFile, resultFile] = process.argv.slice(2);
+  const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
+  fs.mkdirSync(plan.screenshots, { recursive: true });
+  const result = {};
+  for (const member of plan.members) {
+    // A fresh profile per member: nothing (no stored password) carries over from another sign-in.
+    const profile = fs.mkdtempSync(path.join(plan.profiles, `${member.name}-`));
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: '/usr/bin/chromium', headless: true, args: ARGS, viewport: { width: 1400, height: 900 },
+    });
+    try {
+      const page = context.pages()[0] || (await context.newPage());
+      await signIn(page, plan.base, member.secret);
+      const pages = {};
+      for (const spec of member.pages) {
+        pages[spec.name] = await visit(page, plan.base, spec, plan.screenshots, member.name);
+      }
+      result[member.name] = pages;
+    } finally {
+      await context.close();
+    }
+  }
+  fs.writeFileSync(resultFile, JSON.stringify(result));
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
