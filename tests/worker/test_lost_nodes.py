@@ -8,6 +8,7 @@ uploads nothing over the newer attempt's outputs.
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -153,6 +154,13 @@ def test_killed_node_job_is_requeued_and_completed_by_the_other(
         # One set of outputs, the second attempt's (the first container was never staged out).
         assert node.keys(bucket) == {"run.tgz", "run.sh", "joblog.txt", "joberr.txt", "who.txt"}
         assert node.read(bucket, "who.txt").strip() == second_container.id[:12]
+        # One result record, the second attempt's, by the node that completed it.
+        result = node.job(job_id)["result"]
+        assert result["key"] == f"jobs/{job_id}/attempt-2.json", result
+        record = json.loads(json.loads(node.read(result["bucket"], result["key"]))["result"])
+        assert (record["attempt"], record["node"], record["exit_code"]) == (2, labels[HOLDER_LABEL], 0)
+        first_key = f"jobs/{job_id}/attempt-1.json"
+        assert "Contents" not in node.s3.list_objects_v2(Bucket=result["bucket"], Prefix=first_key)
     finally:
         _remove_containers(engine, job_id)
 
