@@ -43,7 +43,9 @@ def test_job_runs_in_docker_and_its_outputs_come_back(
     assert job["image"] == TEST_IMAGE and job["cores"] == 2 and job["memory_mb"] == 256
 
     status = cli("task-status", cwd=job_dir, env=alpha_user_env)
-    assert (status.returncode, status.stdout.strip()) == (0, "Completed")
+    lines = status.stdout.splitlines()
+    assert (status.returncode, lines[0]) == (0, "Completed")
+    assert lines[1].startswith("Result: exit code 0, ran "), status.stdout
 
     fetched = tmp_path / "fetched"
     fetched.mkdir()
@@ -87,7 +89,9 @@ def test_failing_command_ends_failed_with_its_exit_code(
     job = stack.wait_for_final_state(server, alpha, job_id)
     assert (job["state"], job["reason"]) == ("Failed", "exit code 3")
     status = cli("status", job_id, cwd=job_dir, env=alpha_user_env)
-    assert status.stdout.strip() == "Failed: exit code 3"
+    lines = status.stdout.splitlines()
+    assert lines[0] == "Failed: exit code 3"
+    assert lines[1].startswith("Result: exit code 3, ran "), status.stdout
     fetched = cli("get", cwd=job_dir, env=alpha_user_env)
     assert fetched.returncode == 0, fetched.stderr
     assert (job_dir / "partial.txt").read_text() == "partial\n"
