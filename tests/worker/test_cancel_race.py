@@ -58,6 +58,9 @@ async def test_run_cancelled_while_pending_never_starts_and_ends_cancelled(tmp_p
         s3_secret="s",
         data_dir=tmp_path,
         docker_host="unix:///nonexistent.sock",  # any Docker call would fail the job instead
+        # Stage-in runs beside the Running proposal and this S3 never answers: give up at once rather than
+        # retry for the default 300 s (the refused run must end Cancelled either way).
+        storage_retry_seconds=0,
     )
     worker = LeruliWorker(work_pool_name="leruli-race", node_config=config)
     server = CancellingServer()
