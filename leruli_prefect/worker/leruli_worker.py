@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -264,8 +265,10 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             return Failed(message=f"invalid job parameters: {exc.error_count()} error(s)")
         run_dir = self.node_config.data_dir / "runs" / str(flow_run.id)
         # The inputs come down while the Running proposal is on its way: the proposal's round trip through
-        # the gateway no longer delays the container's start. A refused run's inputs are dropped again.
-        prepared = asyncio.create_task(self._prepare(spec, run_dir))
+        # the gateway no longer delays the container's start. A refused run's inputs are dropped again, and
+        # a stage-in still waiting for S3 stops at once instead of holding the slot.
+        stop_staging = threading.Event()
+        prepared = asyncio.create_task(self._prepare(spec, run_dir, stop_staging))
         try:
             accepted = await self._gateway.call(
                 lambda: self.client.set_flow_run_state(flow_run.id, Running(message=f"on node {self.name}")),
@@ -273,12 +276,12 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 self.node_config.api_retry_seconds,
             )
         except BaseException:
-            await _discard(prepared, run_dir)
+            await _discard(prepared, run_dir, stop_staging)
             raise
         if accepted.status != SetStateStatus.ACCEPT:
             # Cancelled (or claimed elsewhere) between the claim and now: it never starts.
             logger.info("job %s not started: %s", flow_run.id, accepted.details)
-            await _discard(prepared, run_dir)
+            await _discard(prepared, run_dir, stop_staging)
             await self._finish_cancel(flow_run)
             return None
         watch = CancelWatch(
@@ -290,7 +293,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             watching.cancel_scope.cancel()
         return final
 
-    async def _prepare(self, spec: JobSpec, run_dir: Path) -> None:
+    async def _prepare(self, spec: JobSpec, run_dir: Path, stop: threading.Event) -> None:
         """Stage the inputs in (Docker is left alone until the run is ours: a code may have to be loaded)."""
         s3 = await self._s3_client()
         config = self.node_config
@@ -301,6 +304,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             run_dir,
             config.max_unpacked_bytes,
             config.storage_retry_seconds,
+            stop,
         )
 
     async def _run_job(
@@ -464,8 +468,9 @@ class _StartReport:
             self._task_status = None
 
 
-async def _discard(prepared: asyncio.Task[None], run_dir: Path) -> None:
-    """Wait for a preparation that is not needed any more, whatever its outcome, and drop its run dir."""
+async def _discard(prepared: asyncio.Task[None], run_dir: Path, stop: threading.Event) -> None:
+    """Stop a preparation that is not needed any more, wait for it whatever its outcome, drop its run dir."""
+    stop.set()
     with contextlib.suppress(Exception):
         await prepared
     await asyncio.to_thread(staging.remove_run_dir, run_dir)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -128,6 +129,10 @@ class GatewayLink:
             return result
 
 
+class TransferStopped(Exception):
+    """A retried transfer was told to stop waiting (`retry_blocking`'s `stop`)."""
+
+
 def is_transient_gateway_error(exc: BaseException) -> bool:
     """Our own gateway client's error for "not reachable now" (no answer, or a 502/503/504)."""
     return isinstance(exc, GatewayError) and (exc.status == 0 or exc.status in _RETRIED_STATUSES)
@@ -142,15 +147,19 @@ def retry_blocking(
     limit_seconds: float,
     backoff: Backoff,
     log: logging.Logger | logging.LoggerAdapter = logger,
+    stop: threading.Event | None = None,
 ) -> T:
     """Run a blocking call, retrying it with backoff while `transient` calls its error an outage of `service`.
 
     Past `limit_seconds` of outage the last error is raised; other errors pass at once. The call must be safe
-    to repeat from its start.
+    to repeat from its start. Once `stop` is set (the job is not the node's to run any more) the waiting ends
+    at once with `TransferStopped`.
     """
     first_failure: float | None = None
     failures = 0
     while True:
+        if stop is not None and stop.is_set():
+            raise TransferStopped(f"stopped {what}: the job is not this node's to run any more")
         try:
             result = call()
         except Exception as exc:
@@ -166,7 +175,10 @@ def retry_blocking(
             delay = min(backoff.delay(failures), first_failure + limit_seconds - now)
             failures += 1
             log.warning("%s unreachable while %s (%s); retrying in %.1f s", service, what, exc, delay)
-            time.sleep(delay)
+            if stop is not None:
+                stop.wait(delay)
+            else:
+                time.sleep(delay)
             continue
         if first_failure is not None:
             log.warning(
@@ -181,6 +193,7 @@ def call_storage(
     limit_seconds: float,
     backoff: Backoff | None = None,
     log: logging.Logger | logging.LoggerAdapter = logger,
+    stop: threading.Event | None = None,
 ) -> T:
     """Run a blocking S3 transfer, retrying it with backoff while S3 is unreachable.
 
@@ -196,6 +209,7 @@ def call_storage(
             limit_seconds=limit_seconds,
             backoff=backoff or Backoff(first=0.5, longest=15.0),
             log=log,
+            stop=stop,
         )
     except Exception as exc:
         if is_transient_storage_error(exc):

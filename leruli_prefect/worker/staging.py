@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,16 +24,21 @@ if TYPE_CHECKING:
 
 
 def stage_in(
-    s3: S3Client, bucket: str, run_dir: Path, max_unpacked_bytes: int, retry_seconds: float = 0.0
+    s3: S3Client,
+    bucket: str,
+    run_dir: Path,
+    max_unpacked_bytes: int,
+    retry_seconds: float = 0.0,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Make `run_dir` afresh and unpack the job's `run.tgz` into it."""
+    """Make `run_dir` afresh and unpack the job's `run.tgz` into it; `stop` ends a wait for S3 at once."""
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     archive = run_dir.with_suffix(".tgz")
     try:
         fetch = lambda: download_file(s3, bucket, ARCHIVE_KEY, archive)  # noqa: E731
-        call_storage(fetch, f"fetching {bucket}/run.tgz", retry_seconds)
+        call_storage(fetch, f"fetching {bucket}/run.tgz", retry_seconds, stop=stop)
         safe_extract(archive, run_dir, max_unpacked_bytes)
     finally:
         archive.unlink(missing_ok=True)

@@ -3,6 +3,7 @@ cancelled while Pending. The node must not start it and must finish the cancel (
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -58,10 +59,10 @@ async def test_run_cancelled_while_pending_never_starts_and_ends_cancelled(tmp_p
         s3_secret="s",
         data_dir=tmp_path,
         docker_host="unix:///nonexistent.sock",  # any Docker call would fail the job instead
-        # Stage-in runs beside the Running proposal and this S3 never answers: give up at once rather than
-        # retry for the default 300 s (the refused run must end Cancelled either way).
-        storage_retry_seconds=0,
     )
+    # Stage-in runs beside the Running proposal and this S3 never answers: with the default retry it would
+    # wait 300 s for S3; the refused proposal must stop it at once.
+    assert config.storage_retry_seconds == 300
     worker = LeruliWorker(work_pool_name="leruli-race", node_config=config)
     server = CancellingServer()
     worker._client = server  # type: ignore[assignment]  # a fake API in place of the one `setup` opens
@@ -72,7 +73,10 @@ async def test_run_cancelled_while_pending_never_starts_and_ends_cancelled(tmp_p
     # No API at all: the run's logs stay local, and no temporary Prefect server may start.
     quiet = {PREFECT_LOGGING_TO_API_ENABLED: False, PREFECT_SERVER_ALLOW_EPHEMERAL_MODE: False}
     with temporary_settings(updates=quiet):
+        started = time.monotonic()
         result = await worker.run(flow_run, configuration=None)  # type: ignore[arg-type]
+        took = time.monotonic() - started
+    print(f"\n[cancel race] refused run ended in {took:.2f} s")
 
     assert result.status_code == 0
     assert server.proposed == [StateType.RUNNING, StateType.CANCELLED]
@@ -80,3 +84,5 @@ async def test_run_cancelled_while_pending_never_starts_and_ends_cancelled(tmp_p
     assert not worker.capacity.holds(flow_run.id)
     # Its inputs may have been fetched while the Running proposal travelled; none are left behind.
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    # Not a speed target: far below the retry limit, i.e. the stage-in was stopped rather than waited out.
+    assert took < config.storage_retry_seconds / 10
