@@ -27,12 +27,12 @@ from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker
 from pydantic import ValidationError
 
 from leruli_prefect.attempts import LOST_REASON, attempt_of, is_written_off
-from leruli_prefect.errors import LeruliError, NodeDiskFullError
+from leruli_prefect.errors import LeruliError, NodeDiskFullError, StorageUnavailableError
 from leruli_prefect.job_record import JobRecord
 from leruli_prefect.job_spec import JobSpec
 from leruli_prefect.settings import load_settings
 from leruli_prefect.storage.s3_client import make_s3_client
-from leruli_prefect.worker import container_runner, images, leftovers, result_record, staging
+from leruli_prefect.worker import container_runner, images, kept_outputs, leftovers, result_record, staging
 from leruli_prefect.worker.cancellation import CancelWatch
 from leruli_prefect.worker.claim_order import spread_among_equals
 from leruli_prefect.worker.memory_peak import MemoryPeak
@@ -113,11 +113,13 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         self._s3: S3Client | None = None
         self._polling = asyncio.Lock()
         self._wakes: set[asyncio.Task[None]] = set()
+        self._background: list[asyncio.Task[None]] = []  # the node's own loops, ended in `teardown`
         self._gateway = GatewayLink(self._logger, Backoff(first=1.0, longest=10.0))
 
     async def setup(self) -> None:
         """Start as any Prefect worker, then clear what this node left behind if it died mid-job."""
         await super().setup()
+        self._background.append(asyncio.create_task(self._upload_kept_outputs_forever()))
         # Prefect reads the run's deployment before every claim, to see that it still exists.
         self.client.read_deployment = RecentReads(  # type: ignore[method-assign]
             self.client.read_deployment, ttl=DEPLOYMENT_READ_TTL_S
@@ -131,6 +133,11 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             return
         for flow_run_id, attempt in lost.items():
             await self._write_off(UUID(flow_run_id), attempt)
+
+    async def teardown(self, *exc_info: Any) -> None:
+        for task in self._background:
+            task.cancel()
+        await super().teardown(*exc_info)
 
     async def _write_off(self, flow_run_id: UUID, attempt: int | None) -> None:
         """A job this node was running when it died: Crashed (`node lost`), or Cancelled if that was asked.
@@ -359,9 +366,12 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 )
                 return None
             # Whatever the job wrote goes back to its bucket, even when it was cancelled or failed.
-            files = await asyncio.to_thread(
-                staging.stage_out, s3, run_dir, spec.bucket, inputs, config.storage_retry_seconds
-            )
+            try:
+                files = await asyncio.to_thread(
+                    staging.stage_out, s3, run_dir, spec.bucket, inputs, config.storage_retry_seconds
+                )
+            except StorageUnavailableError as exc:
+                return await self._keep_outputs(flow_run, spec, run_dir, inputs, exc)
             final = (
                 Cancelled(message=watch.message)
                 if watch.requested
@@ -384,6 +394,52 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             return Failed(message=_describe_failure(spec, exc))
         finally:
             await asyncio.to_thread(staging.remove_run_dir, run_dir)
+
+    async def _keep_outputs(
+        self,
+        flow_run: FlowRun,
+        spec: JobSpec,
+        run_dir: Path,
+        inputs: dict[str, Any],
+        exc: StorageUnavailableError,
+    ) -> State[Any]:
+        """S3 stayed away past the limit at stage-out: the job fails, its outputs stay on this node (never
+        lost) and go up later by themselves (`_upload_kept_outputs`)."""
+        kept = await asyncio.to_thread(
+            kept_outputs.keep,
+            self.node_config.data_dir,
+            run_dir,
+            str(flow_run.id),
+            attempt_of(flow_run.labels),
+            spec.bucket,
+            inputs,
+        )
+        where = kept.where()
+        self._logger.warning(
+            "job %s: %s; %s, to be uploaded to %s once S3 answers", flow_run.id, exc, where, spec.bucket
+        )
+        return Failed(message=f"{exc}; {where}")
+
+    async def _upload_kept_outputs_forever(self) -> None:
+        """Upload the outputs kept during S3 outages once S3 answers: now (a restarted node) and then every
+        `kept_upload_seconds`, for as long as the node runs."""
+        while True:
+            for kept in await asyncio.to_thread(kept_outputs.waiting, self.node_config.data_dir):
+                try:
+                    files = await asyncio.to_thread(kept_outputs.upload_kept, await self._s3_client(), kept)
+                except StorageUnavailableError:
+                    break  # S3 still away: the next round tries again
+                except Exception as exc:  # an answer (a deleted bucket, no access): said, tried again later
+                    self._logger.warning("kept outputs of job %s not uploaded: %s", kept.job_id, exc)
+                    continue
+                self._logger.warning(
+                    "uploaded the kept outputs of job %s to %s (%d files); %s stays until removed by hand",
+                    kept.job_id,
+                    kept.bucket,
+                    len(files),
+                    kept.path,
+                )
+            await asyncio.sleep(self.node_config.kept_upload_seconds)
 
     async def _with_record(
         self, flow_run: FlowRun, final: State[Any], record: JobRecord, s3: S3Client

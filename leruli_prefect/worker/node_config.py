@@ -74,6 +74,11 @@ class NodeConfig(BaseModel):
         description="How long a job's transfers wait for S3 to come back before the job fails with"
         " `storage unavailable`",
     )
+    kept_upload_seconds: float = Field(
+        default=60,
+        gt=0,
+        description="How often outputs kept on the node during an S3 outage are offered to S3 again",
+    )
     api_retry_seconds: float = Field(
         default=3600,
         ge=0,

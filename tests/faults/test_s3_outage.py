@@ -1,11 +1,14 @@
 """S3 goes away during a job's stage-in or stage-out (the node's S3 is a proxy the test takes away).
 
 Back within the node's `storage_retry_seconds`: the job completes with every output. Away for longer: the job
-ends Failed with `storage unavailable`, never Completed without its outputs.
+ends Failed with `storage unavailable`, never Completed without its outputs; outputs that could not go out are
+kept on the node (the reason says where) and uploaded once S3 is back.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterator
 
@@ -18,6 +21,7 @@ from tests.faults.flaky_proxy import FlakyProxy
 from tests.worker.node_stack import NodeUnderTest, start_node_for_new_group, state_history, wait_for_container
 
 RETRY_SECONDS = 6
+KEPT_UPLOAD_SECONDS = 2  # how often the node offers outputs kept during an outage to S3 again
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +46,7 @@ def node(
         tmp_path_factory.mktemp("s3fault"),
         "s3fault",
         storage_retry_seconds=RETRY_SECONDS,
+        kept_upload_seconds=KEPT_UPLOAD_SECONDS,
     )
     started.s3_env = s3_env  # the test itself submits and checks through the real S3
     yield started
@@ -112,18 +117,45 @@ def test_s3_back_during_stage_out_the_job_completes_with_its_outputs(
     assert len(blob) == 300000
 
 
-def test_s3_away_past_the_limit_during_stage_out_never_completes(
+def test_s3_away_past_the_limit_during_stage_out_keeps_the_outputs_and_uploads_them_later(
     node: NodeUnderTest, proxy: FlakyProxy, engine: docker.DockerClient
 ) -> None:
-    job_id, bucket = node.submit("sleep 2; echo result > result.txt")
+    # The job's own checksum of what it wrote: the kept bytes and the uploaded ones are checked against it.
+    job_id, bucket = node.submit(
+        "sleep 2; echo result > result.txt; head -c 300000 /dev/urandom > blob;"
+        " md5sum blob | cut -c1-32 > blob.md5"
+    )
     wait_for_container(engine, job_id)
     proxy.go_away()
     away = time.monotonic()
     job = node.wait_final(job_id, timeout=90)
-    report(
-        "S3 away during stage-out, past the limit", limit=RETRY_SECONDS, failed_after=time.monotonic() - away
-    )
-    assert (job["state"], job["reason"]) == ("Failed", "storage unavailable")
+    failed_after = time.monotonic() - away
+    kept = node.data_dir / "kept" / job_id
+    assert job["state"] == "Failed", job
+    assert str(job["reason"]).startswith("storage unavailable; outputs kept on node "), job
+    assert str(job["reason"]).endswith(f" at {kept}"), job
     assert "COMPLETED" not in state_history(node.server, job_id)
-    assert node.process.log_text().count(f"S3 unreachable while uploading outputs to {bucket}") >= 2
+    log = node.process.log_text()
+    assert log.count(f"S3 unreachable while uploading outputs to {bucket}") >= 2
+    assert "outputs kept on node" in log and str(kept) in log
     assert "result.txt" not in node.keys(bucket)
+    # Every byte the job wrote is still on the node.
+    assert (kept / "result.txt").read_text() == "result\n"
+    blob = (kept / "blob").read_bytes()
+    assert len(blob) == 300000 and hashlib.md5(blob).hexdigest() == (kept / "blob.md5").read_text().strip()
+
+    proxy.come_back()
+    back = time.monotonic()
+    uploaded = _wait_until_the_node_notices(node, f"uploaded the kept outputs of job {job_id} to {bucket}")
+    report(
+        "S3 away during stage-out, past the limit",
+        limit=RETRY_SECONDS,
+        failed_after=failed_after,
+        kept_outputs_uploaded_after_back=time.monotonic() - back,
+    )
+    assert uploaded <= 60
+    assert node.read(bucket, "result.txt") == "result\n"
+    uploaded_blob = node.s3.get_object(Bucket=bucket, Key="blob")["Body"].read()
+    assert hashlib.md5(uploaded_blob).hexdigest() == node.read(bucket, "blob.md5").strip()
+    assert kept.is_dir() and (kept / "blob").read_bytes() == blob  # never deleted by the node
+    assert json.loads((kept.parent / f"{job_id}.json").read_text())["uploaded_at"] is not None
