@@ -14,7 +14,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from leruli_prefect.gateway import audit, lost_nodes
+from leruli_prefect.gateway import audit, lost_nodes, rotation_watch
 from leruli_prefect.gateway.db import make_engine, make_sessionmaker, upgrade_database
 from leruli_prefect.gateway.load_shedding import LoadShedding
 from leruli_prefect.gateway.prefect_guard import PrefectGuard
@@ -58,8 +58,9 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
             client = PrefectClient(prefect_app, auth_string=operator_secret)
             client.manage_lifespan = False
             async with client:
+                sessions = make_sessionmaker(engine)
                 app.state.gateway = GatewayState(
-                    sessions=make_sessionmaker(engine),
+                    sessions=sessions,
                     prefect=client,
                     operator_secret=operator_secret,
                     base_job_template=base_job_template,
@@ -75,7 +76,11 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
                         max_attempts=config.max_attempts,
                     )
                 )
+                watcher = asyncio.create_task(
+                    rotation_watch.watch_forever(sessions, app.state.gateway.node_sockets)
+                )
                 yield
+                watcher.cancel()
                 sweeper.cancel()
         await engine.dispose()
 

@@ -111,9 +111,10 @@ class PrefectGuard:
         receive = _rewrite_auth_frame(receive, state.operator_secret)
         if caller.kind is not SecretKind.compute or caller.group is None:
             return await self.app(upstream, receive, send)
-        # A node's websocket lives as long as its compute secret: rotating the secret closes it.
+        # A node's websocket lives as long as its compute secret: rotating the secret closes it, in this
+        # process at once and in every other within a second (`rotation_watch`).
         group_id = caller.group.id
-        revoked = state.node_sockets.register(group_id)
+        revoked = state.node_sockets.register(group_id, caller.group.compute_secret_hash)
         try:
             receive, send = _closed_on(revoked, receive, send)
             await self.app(upstream, receive, send)

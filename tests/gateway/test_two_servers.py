@@ -7,7 +7,9 @@ would) and the database; Prefect's events, leases and background tasks go throug
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import random
 import secrets
 import shutil
@@ -20,6 +22,7 @@ import docker
 import httpx
 import pytest
 import redis
+import websockets
 
 from leruli_prefect.gateway.server_config import OPERATOR_SECRET_FILE
 from tests import stack
@@ -131,3 +134,58 @@ def test_a_job_submitted_through_one_server_is_seen_cancelled_and_completed_thro
     # Prefect's events and background tasks went through Redis (emptied before the servers started).
     shared = redis.Redis.from_url(two_servers.redis_url)
     assert shared.exists("events") and any(shared.scan_iter("prefect-server:*"))
+
+
+async def _node_socket_closed_after_rotation(
+    holder: stack.Server, rotator: stack.Server, group: dict[str, str]
+) -> tuple[int | None, float]:
+    """Hold a node websocket open on `holder`, rotate the compute secret through `rotator`, and time how
+    long until `holder` closes the socket."""
+    url = (
+        holder.url.replace("http://", "ws://")
+        + f"/prefect/api/work_pools/{group['work_pool']}/workers/connect"
+    )
+    node_headers = {
+        "X-Leruli-Group-Token": group["group_token"],
+        "X-Leruli-Compute-Secret": group["compute_secret"],
+    }
+    async with websockets.connect(url, additional_headers=node_headers, subprotocols=["prefect"]) as ws:
+        await ws.send(json.dumps({"type": "auth", "token": "x"}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), timeout=30))["type"] == "auth_success"
+        async with httpx.AsyncClient(timeout=30) as client:
+            rotated = await client.post(
+                f"{rotator.url}/v1/compute-secret", headers={"Authorization": f"Bearer {group['api_secret']}"}
+            )
+        assert rotated.status_code == 200, rotated.text
+        started = time.monotonic()
+        with pytest.raises(websockets.exceptions.ConnectionClosed):
+            while True:
+                await asyncio.wait_for(ws.recv(), timeout=15)
+        return ws.close_code, time.monotonic() - started
+
+
+@pytest.mark.timeout(600)
+def test_rotating_through_one_server_cuts_off_the_nodes_of_the_other(
+    two_servers: TwoServers, s3_env: dict[str, str], docker_ready: None, tmp_path: Path
+) -> None:
+    first, second = two_servers.first, two_servers.second
+    group = first.init_group("rotating")
+    node = _node(second, group, s3_env, tmp_path)
+    try:
+        # The node on the second server gets work while its secret is the group's.
+        job_id, _ = node.submit("true")
+        assert node.wait_final(job_id)["state"] == "Completed"
+
+        code, seconds = asyncio.run(_node_socket_closed_after_rotation(second, first, group))
+        print(f"node websocket on the second server closed {seconds:.2f} s after a rotation on the first")
+        assert code == 1008
+        assert seconds < 5  # the watch looks every second; slack for a loaded machine
+
+        # The node still holds the old secret: the second server refuses it, so it gets no more work.
+        waiting_id, _ = _through(node, first).submit("true")
+        time.sleep(20)  # the node asks every 0.25 s
+        assert node.job(waiting_id)["state"] == "Scheduled"
+        assert "401" in node.process.log_text() or "not accepted" in node.process.log_text()
+    finally:
+        node.process.stop()
+    assert state_history(second, waiting_id) == ["SCHEDULED"]
