@@ -37,6 +37,10 @@ def start(
     max_attempts: Annotated[
         int, typer.Option(help="Attempts a job gets when its nodes are lost; after the last it stays Crashed")
     ] = 3,
+    max_in_flight: Annotated[
+        int,
+        typer.Option(help="REST requests (/v1) served at once; the next are answered 503 with Retry-After"),
+    ] = 64,
     redis_url: Annotated[
         str | None,
         typer.Option(
@@ -61,6 +65,7 @@ def start(
         sweep_seconds=sweep_seconds,
         lost_after_heartbeats=lost_after_heartbeats,
         max_attempts=max_attempts,
+        max_in_flight=max_in_flight,
     )
     config.check()
     config.data_dir.mkdir(parents=True, exist_ok=True)

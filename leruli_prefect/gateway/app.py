@@ -119,5 +119,6 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
 
     app.mount("/", prefect_app)
     app.add_middleware(PrefectGuard, get_state=lambda: app.state.gateway)
-    app.add_middleware(LoadShedding)  # outermost: a shed request costs no work at all
+    # Outermost: a shed request costs no work at all.
+    app.add_middleware(LoadShedding, limit=config.max_in_flight)
     return app

@@ -34,6 +34,8 @@ class ServerConfig(BaseModel):
     sweep_seconds: float = Field(default=2.0, gt=0, le=3600)
     lost_after_heartbeats: int = Field(default=3, ge=1, le=1000)
     max_attempts: int = Field(default=3, ge=1, le=100)
+    # Load shedding (see load_shedding.py): `/v1` requests in flight at once; the next get 503 + Retry-After.
+    max_in_flight: int = Field(default=64, ge=1, le=100_000)  # load_shedding.MAX_IN_FLIGHT
     # Messaging between several server processes on one PostgreSQL database (prefect-redis).
     redis_url: str | None = None
 

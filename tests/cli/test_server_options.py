@@ -1,4 +1,4 @@
-"""`leruli server start` refuses database and Redis settings that cannot work, in one line."""
+"""`leruli server start` refuses database, Redis and load settings that cannot work, in one line."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ POSTGRES = "postgresql+asyncpg://leruli:secret@127.0.0.1:5432/leruli"
             ["--database-url", POSTGRES, "--redis-url", "http://127.0.0.1:6379"],
             "--redis-url must be a redis://",
         ),
+        (["--max-in-flight", "0"], "max_in_flight: Input should be greater than or equal to 1"),
     ],
 )
 def test_bad_database_or_redis_settings_are_refused(options: list[str], message: str, tmp_path: Path) -> None:
