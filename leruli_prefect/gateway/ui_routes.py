@@ -21,6 +21,7 @@ class Rule(Enum):
     empty_list = "empty_list"  # cannot be scoped to a group (automations, blocks, variables, limits, ...)
     zero = "zero"  # the count of such a list
     pool_filter = "pool_filter"  # body's `work_pools` filter forced to the group's pool with `and_`
+    flow_filter = "flow_filter"  # the same, and any nested run filter forced to the group's deployment
     deployment_filter = "deployment_filter"  # body's `deployments` filter forced (task runs, artifacts)
     event_filter = "event_filter"  # body's event filter also needs the group's pool among its resources
     event_count = "event_count"  # the same, for counts of events
@@ -74,9 +75,11 @@ UI_ROUTES: tuple[UiRoute, ...] = (
     _route("POST", "/api/flow_runs/lateness", Rule.pool_filter),
     _route("POST", "/api/flow_runs/history", Rule.pool_filter),
     _route("POST", "/api/ui/flow_runs/history", Rule.pool_filter),
-    _route("POST", "/api/flows/filter", Rule.pool_filter),
-    _route("POST", "/api/flows/count", Rule.pool_filter),
-    _route("POST", "/api/flows/paginate", Rule.pool_filter),
+    # Flows are shared by every group (all run `leruli_job`), and Prefect tests a flow's runs apart from its
+    # deployments' pools: "flows with a Failed run" would otherwise count other groups' runs.
+    _route("POST", "/api/flows/filter", Rule.flow_filter),
+    _route("POST", "/api/flows/count", Rule.flow_filter),
+    _route("POST", "/api/flows/paginate", Rule.flow_filter),
     _route("POST", "/api/deployments/filter", Rule.pool_filter),
     _route("POST", "/api/deployments/count", Rule.pool_filter),
     _route("POST", "/api/deployments/paginate", Rule.pool_filter),

@@ -67,6 +67,19 @@ def scope_to_pool(body: dict[str, Any], pool: str) -> dict[str, Any]:
     return {**body, "work_pools": forced_filter(body.get("work_pools"), "name", pool, ids=False)}
 
 
+def scope_flows_to_pool(body: dict[str, Any], pool: str, deployment_id: str) -> dict[str, Any]:
+    """Flows: those with a deployment in the group's pool, and whose runs asked about are the group's.
+
+    Prefect matches a flow's `flow_runs`/`task_runs` filter against all runs of the flow, apart from its
+    `work_pools` filter (two separate EXISTS), and every group's jobs run the same flow: a filter on Failed
+    runs found the flow when any group had one. So the run filter gets the group's deployment too.
+    """
+    scoped = scope_to_pool(body, pool)
+    if body.get("flow_runs") is not None or body.get("task_runs") is not None:
+        scoped["flow_runs"] = forced_filter(body.get("flow_runs"), "deployment_id", deployment_id, ids=True)
+    return scoped
+
+
 def scope_to_deployment(body: dict[str, Any], deployment_id: str) -> dict[str, Any]:
     """Task runs, artifacts (no work-pool filter there): only those of the group's deployment's runs."""
     deployments = forced_filter(body.get("deployments"), "id", deployment_id, ids=True)

@@ -37,6 +37,9 @@ async def serve(call: UiCall, route: UiRoute, params: dict[str, str]) -> None:
         return await call.forward()
     if route.rule is Rule.pool_filter:
         return await call.forward(ui_scoping.scope_to_pool(await call.body(), tenant.pool))
+    if route.rule is Rule.flow_filter:
+        body = ui_scoping.scope_flows_to_pool(await call.body(), tenant.pool, str(tenant.deployment_id))
+        return await call.forward(body)
     if route.rule is Rule.deployment_filter:
         body = ui_scoping.scope_to_deployment(await call.body(), str(tenant.deployment_id))
         return await call.forward(body)
