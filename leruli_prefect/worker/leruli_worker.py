@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import math
 import os
 import threading
 from pathlib import Path
@@ -32,7 +33,15 @@ from leruli_prefect.job_record import JobRecord
 from leruli_prefect.job_spec import JobSpec
 from leruli_prefect.settings import load_settings
 from leruli_prefect.storage.s3_client import make_s3_client
-from leruli_prefect.worker import container_runner, images, kept_outputs, leftovers, result_record, staging
+from leruli_prefect.worker import (
+    container_runner,
+    images,
+    kept_outputs,
+    leftovers,
+    pending_states,
+    result_record,
+    staging,
+)
 from leruli_prefect.worker.cancellation import CancelWatch
 from leruli_prefect.worker.claim_order import spread_among_equals
 from leruli_prefect.worker.memory_peak import MemoryPeak
@@ -51,6 +60,7 @@ if TYPE_CHECKING:
 
 
 DEPLOYMENT_READ_TTL_S = 30.0
+_UNFINISHED = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
 
 
 class LeruliJobConfiguration(BaseJobConfiguration):
@@ -120,6 +130,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         """Start as any Prefect worker, then clear what this node left behind if it died mid-job."""
         await super().setup()
         self._background.append(asyncio.create_task(self._upload_kept_outputs_forever()))
+        self._background.append(asyncio.create_task(self._report_held_states()))
         # Prefect reads the run's deployment before every claim, to see that it still exists.
         self.client.read_deployment = RecentReads(  # type: ignore[method-assign]
             self.client.read_deployment, ttl=DEPLOYMENT_READ_TTL_S
@@ -289,7 +300,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             # Cancelled (or claimed elsewhere) between the claim and now: it never starts.
             logger.info("job %s not started: %s", flow_run.id, accepted.details)
             await _discard(prepared, run_dir, stop_staging)
-            await self._finish_cancel(flow_run)
+            await self._finish_cancel(flow_run.id)
             return None
         watch = CancelWatch(
             self.client, flow_run.id, interval=self.node_config.cancel_poll_seconds, node_name=self.name
@@ -458,24 +469,65 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         return final
 
     async def _end(self, flow_run: FlowRun, final: State[Any]) -> None:
-        logger = self.get_flow_run_logger(flow_run)
-        logger.info(
+        self.get_flow_run_logger(flow_run).info(
             "job %s ends %s%s", flow_run.id, final.name, f": {final.message}" if final.message else ""
         )
+        pending = await asyncio.to_thread(
+            pending_states.save, self.node_config.data_dir, flow_run.id, attempt_of(flow_run.labels), final
+        )
+        await self._report_final(pending)
+
+    async def _report_final(self, pending: pending_states.PendingState) -> None:
+        """Send a job's final state until the gateway answers, however long it is away (with capped
+        backoff): a job must never stay Running. Its note in the data dir goes once the gateway answered."""
+        job = pending.flow_run_id
         try:
             result = await self._gateway.call(
-                lambda: self.client.set_flow_run_state(flow_run.id, final),
-                f"reporting job {flow_run.id} {final.name}",
-                self.node_config.api_retry_seconds,
+                lambda: pending_states.send(self.client, pending),
+                f"reporting job {job} {pending.name}",
+                limit_seconds=math.inf,
             )
         except PrefectHTTPStatusError as exc:
-            if exc.response.status_code != 409:
-                raise
-            logger.warning("job %s: state not set, a newer attempt holds it: %s", flow_run.id, exc)
+            if exc.response.status_code not in (404, 409):
+                raise  # the note stays: the node's next start tries again
+            # 409: a newer attempt holds the job (this node was written off); 404: the job is gone.
+            self._logger.warning("job %s: state not set: %s", job, exc)
+            await asyncio.to_thread(pending_states.drop, self.node_config.data_dir, job)
             return
+        await asyncio.to_thread(pending_states.drop, self.node_config.data_dir, job)
         if result.status != SetStateStatus.ACCEPT:
             # A cancel that came after the container ended: Prefect allows only Cancelled from Cancelling.
-            await self._finish_cancel(flow_run)
+            await self._finish_cancel(job)
+
+    async def _report_held_states(self) -> None:
+        """Send the final states this node held when it last stopped (the gateway was away then)."""
+        for pending in await asyncio.to_thread(pending_states.waiting, self.node_config.data_dir):
+            try:
+                await self._report_held_state(pending)
+            except Exception as exc:  # an answer other than "away": the note stays for the next start
+                self._logger.warning("job %s: held final state not sent: %s", pending.flow_run_id, exc)
+
+    async def _report_held_state(self, pending: pending_states.PendingState) -> None:
+        job = pending.flow_run_id
+        try:
+            flow_run = await self._gateway.call(
+                lambda: self.client.read_flow_run(job), f"reading job {job}", math.inf
+            )
+        except ObjectNotFound:
+            await asyncio.to_thread(pending_states.drop, self.node_config.data_dir, job)
+            return
+        state = flow_run.state.type if flow_run.state is not None else None
+        if attempt_of(flow_run.labels) != pending.attempt or state not in _UNFINISHED:
+            # Ended or requeued since: the node's old news must not overwrite a newer attempt.
+            self._logger.warning(
+                "job %s moved on (%s) while this node was away: %s not sent", job, state, pending.name
+            )
+            await asyncio.to_thread(pending_states.drop, self.node_config.data_dir, job)
+            return
+        self._logger.warning(
+            "job %s: sending its final state %s, held since before this start", job, pending.name
+        )
+        await self._report_final(pending)
 
     async def _lost(self, flow_run_id: UUID) -> bool:
         """Whether the server wrote this node off for the job (asked afresh right before staging out)."""
@@ -485,11 +537,11 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             return False  # cannot tell: upload; the gateway still fences the final state
         return is_written_off(flow_run.labels, self.name)
 
-    async def _finish_cancel(self, flow_run: FlowRun) -> None:
+    async def _finish_cancel(self, flow_run_id: UUID) -> None:
         """Move a run left in Cancelling to Cancelled (nobody else will: its infrastructure is ours)."""
-        current = await self.client.read_flow_run(flow_run.id)
+        current = await self.client.read_flow_run(flow_run_id)
         if current.state is not None and current.state.type == StateType.CANCELLING:
-            await self.client.set_flow_run_state(flow_run.id, Cancelled(message=current.state.message))
+            await self.client.set_flow_run_state(flow_run_id, Cancelled(message=current.state.message))
 
     async def _s3_client(self) -> S3Client:
         """One boto3 client for all jobs (thread-safe); making one takes ~0.1 s of CPU, so in a thread."""

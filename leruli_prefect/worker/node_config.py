@@ -82,7 +82,8 @@ class NodeConfig(BaseModel):
     api_retry_seconds: float = Field(
         default=3600,
         ge=0,
-        description="How long a job's state reports wait for the gateway to come back (a server restart)",
+        description="How long a job's start waits for the gateway to come back (a server restart); a job's"
+        " final state is never given up",
     )
     docker_retry_seconds: float = Field(
         default=120,

@@ -2,9 +2,10 @@
 
 A server restart or an S3 blink must not lose a job or its outputs. What a node has to say to the server (a
 job's Running and final states, its heartbeat, its request for work) is retried with backoff until the
-gateway is back, within a generous bound; S3 transfers are retried within the node's
-`storage_retry_seconds`, past which the job ends Failed with `storage unavailable` (never Completed without
-its outputs). Only errors that say "not reachable now" are retried; a refusal (404, 403, 409) is an answer.
+gateway is back (a final state without a time limit, the rest within a generous bound); S3 transfers are
+retried within the node's `storage_retry_seconds`, past which the job ends Failed with `storage unavailable`
+(never Completed without its outputs). Only errors that say "not reachable now" are retried; a refusal (404,
+403, 409) is an answer.
 """
 
 from __future__ import annotations

@@ -9,16 +9,14 @@ itself with backoff and says so in its log.
 from __future__ import annotations
 
 import hashlib
-import os
 import signal
 import time
 from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
 
 from tests import stack
-from tests.faults.conftest import report
+from tests.faults.conftest import report, restart_server, stop_server
 from tests.worker.node_stack import NodeUnderTest, start_node_for_new_group, state_history
 
 RUN_SECONDS = 4  # the running jobs end while the server is away
@@ -42,15 +40,6 @@ def node(
     started.server.process.stop()
 
 
-def _stop(server: stack.Server, how: signal.Signals) -> None:
-    popen = server.process.popen
-    if how == signal.SIGKILL:
-        os.killpg(popen.pid, signal.SIGKILL)  # a crash: the server and anything it started, at once
-    else:
-        popen.send_signal(how)
-    popen.wait(timeout=60)
-
-
 def _wait_for_log(node: NodeUnderTest, line: str, count: int, timeout: float) -> float:
     started = time.monotonic()
     while node.process.log_text().count(line) < count:
@@ -69,12 +58,10 @@ def test_jobs_survive_a_server_restart(node: NodeUnderTest, how: signal.Signals)
     jobs.update({f"queued-{i}": node.submit(JOB.format(sleep=0, tag=f"queued-{i}")) for i in range(2)})
 
     stopping = time.monotonic()
-    _stop(node.server, how)
+    stop_server(node.server, how)
     down = time.monotonic()
     time.sleep(AWAY_SECONDS)
-    port = urlsplit(node.server.url).port
-    restarted = stack.start_server(node.server.data_dir, port=port)
-    node.server.process = restarted.process
+    restart_server(node.server)
     up = time.monotonic()
 
     reconnected = _wait_for_log(node, "reconnected to the gateway after", reconnects + 1, timeout=120)
