@@ -435,22 +435,28 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         """Upload the outputs kept during S3 outages once S3 answers: now (a restarted node) and then every
         `kept_upload_seconds`, for as long as the node runs."""
         while True:
-            for kept in await asyncio.to_thread(kept_outputs.waiting, self.node_config.data_dir):
-                try:
-                    files = await asyncio.to_thread(kept_outputs.upload_kept, await self._s3_client(), kept)
-                except StorageUnavailableError:
-                    break  # S3 still away: the next round tries again
-                except Exception as exc:  # an answer (a deleted bucket, no access): said, tried again later
-                    self._logger.warning("kept outputs of job %s not uploaded: %s", kept.job_id, exc)
-                    continue
-                self._logger.warning(
-                    "uploaded the kept outputs of job %s to %s (%d files); %s stays until removed by hand",
-                    kept.job_id,
-                    kept.bucket,
-                    len(files),
-                    kept.path,
-                )
+            try:
+                await self._upload_kept_outputs()
+            except Exception as exc:  # the data dir unreadable, no S3 client: said, and tried again later
+                self._logger.warning("kept outputs not offered to S3: %s", exc)
             await asyncio.sleep(self.node_config.kept_upload_seconds)
+
+    async def _upload_kept_outputs(self) -> None:
+        for kept in await asyncio.to_thread(kept_outputs.waiting, self.node_config.data_dir):
+            try:
+                files = await asyncio.to_thread(kept_outputs.upload_kept, await self._s3_client(), kept)
+            except StorageUnavailableError:
+                return  # S3 still away: the next round tries again
+            except Exception as exc:  # an answer (a deleted bucket, no access): said, tried again later
+                self._logger.warning("kept outputs of job %s not uploaded: %s", kept.job_id, exc)
+                continue
+            self._logger.warning(
+                "uploaded the kept outputs of job %s to %s (%d files); %s stays until removed by hand",
+                kept.job_id,
+                kept.bucket,
+                len(files),
+                kept.path,
+            )
 
     async def _with_record(
         self, flow_run: FlowRun, final: State[Any], record: JobRecord, s3: S3Client
