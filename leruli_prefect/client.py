@@ -92,6 +92,10 @@ class GatewayClient:
     def set_role(self, name: str, *, admin: bool) -> dict[str, Any]:
         return self._call("PATCH", f"/v1/users/{name}", self.require_api_secret(), json={"is_admin": admin})
 
+    def rotate_own_secret(self) -> dict[str, Any]:
+        """A new API secret for this client's user (`{"name", "api_secret"}`); the current one dies now."""
+        return self._call("POST", "/v1/users/me/secret", self.require_api_secret())
+
     def rotate_compute_secret(self) -> str:
         return self._call("POST", "/v1/compute-secret", self.require_api_secret())["compute_secret"]
 

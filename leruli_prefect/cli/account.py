@@ -1,4 +1,4 @@
-"""`leruli login` and `leruli whoami`: the user's own credential."""
+"""`leruli login`, `leruli whoami` and `leruli rotate-secret`: the user's own credential."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from leruli_prefect.cli.credentials import gateway_client, store_api_secret
-from leruli_prefect.cli.failures import reports_errors
+from leruli_prefect.cli.credentials import gateway_client, require_keyring, store_api_secret
+from leruli_prefect.cli.failures import fail, reports_errors
 from leruli_prefect.client import GatewayClient
+from leruli_prefect.errors import ConfigurationError
 from leruli_prefect.settings import load_settings
 
 
@@ -47,6 +48,33 @@ def whoami(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] =
         typer.echo(f"{identity['kind']} of group {identity['group']} at {settings.baseurl}")
 
 
+@reports_errors
+def rotate_secret() -> None:
+    """Replace your API secret with a new one, kept where the old one was (the keyring, unless
+    LERULI_API_SECRET is set). The old one is refused at once, also in the Prefect UI signed in with it."""
+    settings = load_settings()
+    in_environment = settings.api_secret is not None
+    if not in_environment:
+        require_keyring()  # checked first: the old secret is gone once the gateway has answered
+    with gateway_client(settings) as client:
+        rotated = client.rotate_own_secret()
+    secret = rotated["api_secret"]
+    if in_environment:
+        typer.echo(f"New API secret of {rotated['name']} (shown once; the old one is refused from now on):")
+        typer.echo(secret)
+        typer.echo("LERULI_API_SECRET is set: replace its value with the new secret.", err=True)
+        return
+    try:
+        backend = store_api_secret(settings, secret)
+    except ConfigurationError as exc:
+        typer.echo(secret)  # never lose the only copy
+        raise fail(f"{exc}; the new API secret is printed above (the old one is refused)") from exc
+    typer.echo(f"New API secret of {rotated['name']} kept in the keyring ({backend}); the old one is refused")
+    typer.echo("from now on. Shown once, to sign in to the Prefect UI with:")
+    typer.echo(secret)
+
+
 def register(app: typer.Typer) -> None:
     app.command("login")(login)
     app.command("whoami")(whoami)
+    app.command("rotate-secret")(rotate_secret)

@@ -42,6 +42,18 @@ def store_api_secret(settings: Settings, secret: str) -> str:
     return type(keyring.get_keyring()).__name__
 
 
+def require_keyring() -> None:
+    """Refuse before anything that cannot be undone when there is no keyring to keep a new secret in."""
+    import keyring
+    from keyring.backends import fail
+
+    if isinstance(keyring.get_keyring(), fail.Keyring):
+        raise ConfigurationError(
+            "no usable keyring on this machine to keep a new API secret in; set LERULI_API_SECRET to your"
+            " current one instead (the new one is then printed for you to put there)"
+        )
+
+
 def gateway_client(settings: Settings) -> GatewayClient:
     return GatewayClient(
         settings.baseurl,

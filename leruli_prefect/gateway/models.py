@@ -86,6 +86,13 @@ class UserCreated(BaseModel):
     api_secret: str
 
 
+class ApiSecret(BaseModel):
+    """Shown once: the user's new API secret; the previous one is refused from the very next request."""
+
+    name: str
+    api_secret: str
+
+
 class UserRoleUpdate(BaseModel):
     is_admin: bool
 

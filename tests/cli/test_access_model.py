@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -137,6 +138,44 @@ def test_login_keeps_the_secret_in_the_keyring_and_the_environment_wins(
     failed = cli("login", "--api-secret", nodeless["api_secret"], env=no_keyring)
     assert failed.returncode == 1
     assert "no usable keyring" in failed.stderr and "LERULI_API_SECRET" in failed.stderr
+
+
+def test_rotate_secret_keeps_the_new_one_where_the_old_one_was(
+    server: stack.Server, nodeless: dict[str, str], s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    base = stack.user_environment(server, nodeless, s3_env)
+    del base["LERULI_API_SECRET"]
+    old = _ok(cli("user", "add", "hana", env=_env(server, nodeless, s3_env))).split()[-1]
+    keyring_env = {
+        **base,
+        "PYTHON_KEYRING_BACKEND": "tests.cli.file_keyring.FileKeyring",
+        "PYTHONPATH": str(REPO),
+        "LERULI_TEST_KEYRING_FILE": str(tmp_path / "keyring.json"),
+    }
+    _ok(cli("login", "--api-secret", old, env=keyring_env))
+
+    # Kept in the keyring: the next command uses the new secret; the old one is refused at once.
+    rotated = _ok(cli("rotate-secret", env=keyring_env))
+    new = rotated.split()[-1]
+    assert new.startswith("lq_user_") and new != old and "kept in the keyring (FileKeyring)" in rotated
+    assert json.loads((tmp_path / "keyring.json").read_text()) == {f"leruli|{server.url}": new}
+    assert "hana (user) of group nodeless" in _ok(cli("whoami", env=keyring_env))
+    refused = cli("whoami", env={**keyring_env, "LERULI_API_SECRET": old})
+    assert refused.returncode == 1 and "API secret not accepted" in refused.stderr
+
+    # Set in the environment (which wins): printed, to be put there; the keyring is left alone.
+    from_environment = cli("rotate-secret", env={**keyring_env, "LERULI_API_SECRET": new})
+    newer = _ok(from_environment).split()[-1]
+    assert newer.startswith("lq_user_") and newer != new
+    assert "LERULI_API_SECRET is set: replace its value" in from_environment.stderr
+    assert "hana (user)" in _ok(cli("whoami", env={**keyring_env, "LERULI_API_SECRET": newer}))
+    assert cli("whoami", env=keyring_env).returncode == 1  # the keyring's is now the old one
+
+    # No keyring and no LERULI_API_SECRET: refused before anything is rotated.
+    no_keyring = {**base, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+    failed = cli("rotate-secret", env=no_keyring)
+    assert failed.returncode == 1 and "no usable keyring" in failed.stderr
+    assert "hana (user)" in _ok(cli("whoami", env={**keyring_env, "LERULI_API_SECRET": newer}))
 
 
 def test_audit_log_keeps_admin_actions_and_refusals_without_secrets(

@@ -154,6 +154,8 @@ GATEWAY_ROWS = (
         writers(200, other_group=404, admins_only=True),
         lambda w, c: (f"/v1/users/{w.new_user()}", {"is_admin": True}),
     ),
+    # Each user's own secret (the world keeps the new one): there is no other group's object to aim at.
+    Row("POST", "/v1/users/me/secret", writers(200, other_group=200), fixed("/v1/users/me/secret")),
     Row("POST", "/v1/compute-secret", writers(200, other_group=200, admins_only=True), _rotate_request),
     Row("GET", "/v1/audit", members(200, other_group=200), fixed("/v1/audit")),
     Row(
@@ -201,6 +203,8 @@ def test_gateway_route(world: World, row: Row) -> None:
             assert "Traceback" not in response.text
         if row.path == "/v1/compute-secret" and response.status_code == 200:
             world.rotated(caller[0], response.json()["compute_secret"])
+        if row.path == "/v1/users/me/secret" and response.status_code == 200:
+            world.secrets[caller] = response.json()["api_secret"]
     assert not wrong, json.dumps(wrong, indent=1)
 
 

@@ -1,4 +1,5 @@
-"""Users of a group: listed by any member; added, disabled and promoted or demoted by admins."""
+"""Users of a group: listed by any member; added, disabled and promoted or demoted by admins; each user
+rotates their own API secret."""
 
 from __future__ import annotations
 
@@ -6,8 +7,24 @@ from fastapi import APIRouter, HTTPException, Request, status
 
 from leruli_prefect.gateway import audit, crud
 from leruli_prefect.gateway.db import User, utcnow
-from leruli_prefect.gateway.deps import AdminDep, MemberDep, SessionDep, StateDep, caller_group, source_of
-from leruli_prefect.gateway.models import UserCreate, UserCreated, UserList, UserRoleUpdate, UserView
+from leruli_prefect.gateway.deps import (
+    AdminDep,
+    MemberDep,
+    SessionDep,
+    StateDep,
+    UserDep,
+    caller_group,
+    caller_user,
+    source_of,
+)
+from leruli_prefect.gateway.models import (
+    ApiSecret,
+    UserCreate,
+    UserCreated,
+    UserList,
+    UserRoleUpdate,
+    UserView,
+)
 from leruli_prefect.gateway.security import SecretKind, hash_secret, new_secret
 
 router = APIRouter(tags=["users"])
@@ -53,6 +70,27 @@ async def add_user(
         source=source_of(request),
     )
     return UserCreated(name=body.name, is_admin=body.admin, api_secret=api_secret)
+
+
+@router.post("/users/me/secret")
+async def rotate_own_secret(
+    caller: UserDep, session: SessionDep, state: StateDep, request: Request
+) -> ApiSecret:
+    """A new API secret for the caller, shown once. Every request is checked against the stored hash, so the
+    old secret is refused from the next request on: /v1, and the Prefect UI signed in with it (signed out)."""
+    user = await session.merge(caller_user(caller))
+    api_secret = new_secret(SecretKind.user)
+    user.secret_hash = hash_secret(api_secret)
+    await session.commit()
+    await audit.record(
+        state.sessions,
+        caller=caller,
+        action="rotate own API secret",
+        outcome="ok",
+        detail="previous secret revoked",
+        source=source_of(request),
+    )
+    return ApiSecret(name=user.name, api_secret=api_secret)
 
 
 async def _target(session: SessionDep, caller: AdminDep, name: str) -> User:
