@@ -1,7 +1,8 @@
 """The Prefect API routes the Prefect UI may call for a group's members, each with the rule that scopes it.
 
 Deny by default: a route missing here is refused (403). The table is what Prefect 3.9.1's two UIs call on
-every page (measured with headless Chromium, ../shared/facts/prefect-ui.md), one rule per route; how each
+every page (measured with headless Chromium, ../shared/facts/prefect-ui.md, and tests/ui walking both the
+classic UI and the new one at /v2), one rule per route; how each
 rule is carried out is in `ui_tenant`. Operators never come here: they get the whole, unscoped API.
 """
 
@@ -131,6 +132,9 @@ UI_ROUTES: tuple[UiRoute, ...] = (
     _route("POST", "/api/concurrency_limits/filter", Rule.empty_list),
     _route("POST", "/api/v2/concurrency_limits/filter", Rule.empty_list),
     _route("POST", "/api/saved_searches/filter", Rule.empty_list),
+    # The new UI's (/v2) state filter offers the state names seen in every run's history, each with when it
+    # was last seen: another group's "Failed, a minute ago". Empty: it then offers Prefect's own states.
+    _route("GET", "/api/observed-states", Rule.empty_list),
 )
 
 

@@ -116,6 +116,7 @@ ROUTE_REQUESTS: dict[str, Callable[[UiWorld], Request]] = {
     "/api/concurrency_limits/filter": lambda w: ("/concurrency_limits/filter", {}),
     "/api/v2/concurrency_limits/filter": lambda w: ("/v2/concurrency_limits/filter", {}),
     "/api/saved_searches/filter": lambda w: ("/saved_searches/filter", {}),
+    "/api/observed-states": lambda w: ("/observed-states", None),
 }
 
 _OWNED_RULES = {

@@ -129,6 +129,14 @@ def test_group_a_sees_no_failure_on_any_dashboard_call(ui: UiWorld, caller: str)
     assert not wrong, json.dumps(wrong, indent=1)
 
 
+@pytest.mark.parametrize("caller", TENANTS)
+def test_the_new_uis_state_filter_offers_no_observed_failure(ui: UiWorld, caller: str) -> None:
+    """The new UI's runs filter lists the states of every run's history with when each was last seen."""
+    assert _failures_in(ui.operator("GET", "/observed-states").json())  # Prefect's own answer shows B's
+    response = ui.call(caller, "GET", "/observed-states")
+    assert response.status_code == 200 and response.json() == []
+
+
 def test_group_b_sees_its_own_failure(ui: UiWorld) -> None:
     """The same calls as B's member do show B's Failed run: the rewriting narrows, it does not blind."""
     body = {"flow_runs": {"state": FAILURES}}

@@ -1,11 +1,17 @@
 // Drive the Prefect UI in headless Debian chromium as group members: sign in through the UI's own login
-// prompt, open each page, and report what it showed (its text and every API answer it received), with a
-// screenshot per page. Called by tests/ui/test_ui_browser.py, which makes the assertions.
+// prompt, open each page, and report what it showed (its text and every API call it made, with the request
+// body and the answer), with a screenshot per page. Called by tests/ui/test_ui_browser.py, which makes the
+// assertions.
 //
 // Usage: node ui_pages.js PLAN.json RESULT.json
-//   PLAN: {"base": "http://127.0.0.1:PORT/prefect", "screenshots": DIR, "profiles": DIR,
-//          "members": [{"name": "a", "secret": "lq_user_...", "pages": [{"name": "runs", "path": "/runs",
-//                       "expect": "text that shows the page has loaded"}]}]}
+//   PLAN: {"screenshots": DIR, "profiles": DIR,
+//          "walks": [{"name": "a-classic", "base": "http://127.0.0.1:PORT/prefect", "secret": "lq_user_...",
+//                     "pages": [{"name": "runs", "path": "/runs",
+//                                "expect": "text that shows the page has loaded"}]}]}
+//   A page may instead have "rotate": URL of POST /v1/users/me/secret, called with the walk's secret before
+//   the page is opened, and "expect_login": true: the UI must then show its login prompt (signed out).
+//   RESULT: {walk name: {page name: {url, shown, text, answers: [{method, path, request, status, body}],
+//                                    screenshot}}}
 'use strict';
 
 const fs = require('fs');
@@ -29,7 +35,7 @@ async function signIn(page, base, secret) {
   await page.waitForURL((url) => !url.pathname.endsWith('/login'), { timeout: PAGE_TIMEOUT_MS });
 }
 
-async function visit(page, base, spec, screenshots, member) {
+async function visit(page, base, secret, spec, screenshots, walk) {
   const answers = [];
   const onResponse = async (response) => {
     const url = new URL(response.url());
@@ -37,26 +43,35 @@ async function visit(page, base, spec, screenshots, member) {
     let body = '';
     try { body = await response.text(); } catch (e) { body = ''; }
     answers.push({ method: response.request().method(), path: url.pathname + url.search,
-                   status: response.status(), body });
+                   request: response.request().postData() || '', status: response.status(), body });
   };
   page.on('response', onResponse);
+  let rotated = null;
+  if (spec.rotate) {
+    const response = await page.request.post(spec.rotate, { headers: { Authorization: `Bearer ${secret}` } });
+    rotated = response.status();
+  }
   const started = Date.now();
   await page.goto(`${base}${spec.path}`, { timeout: PAGE_TIMEOUT_MS });
   let shown = true;
   try {
-    await page.waitForFunction(
-      (expected) => document.body.innerText.toLowerCase().includes(expected.toLowerCase()),
-      spec.expect, { timeout: SHOWN_TIMEOUT_MS });
+    if (spec.expect_login) {
+      await page.getByPlaceholder('admin:pass').waitFor({ timeout: SHOWN_TIMEOUT_MS });
+    } else {
+      await page.waitForFunction(
+        (expected) => document.body.innerText.toLowerCase().includes(expected.toLowerCase()),
+        spec.expect, { timeout: SHOWN_TIMEOUT_MS });
+    }
   } catch (e) {
     shown = false;
   }
   await page.waitForLoadState('networkidle', { timeout: QUIET_TIMEOUT_MS }).catch(() => {});
-  console.error(`${member} ${spec.name}: shown=${shown} after ${Date.now() - started} ms`);
+  console.error(`${walk} ${spec.name}: shown=${shown} after ${Date.now() - started} ms`);
   const text = await page.locator('body').innerText();
-  const screenshot = path.join(screenshots, `${member}-${spec.name}.png`);
+  const screenshot = path.join(screenshots, `${walk}-${spec.name}.png`);
   await page.screenshot({ path: screenshot, fullPage: true });
   page.off('response', onResponse);
-  return { url: page.url(), shown, text, answers, screenshot };
+  return { url: page.url(), shown, text, answers, screenshot, rotated };
 }
 
 async function main() {
@@ -64,20 +79,20 @@ async function main() {
   const plan = JSON.parse(fs.readFileSync(planFile, 'utf8'));
   fs.mkdirSync(plan.screenshots, { recursive: true });
   const result = {};
-  for (const member of plan.members) {
-    // A fresh profile per member: nothing (no stored password) carries over from another sign-in.
-    const profile = fs.mkdtempSync(path.join(plan.profiles, `${member.name}-`));
+  for (const walk of plan.walks) {
+    // A fresh profile per walk: nothing (no stored password) carries over from another sign-in.
+    const profile = fs.mkdtempSync(path.join(plan.profiles, `${walk.name}-`));
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium', headless: true, args: ARGS, viewport: { width: 1400, height: 900 },
     });
     try {
       const page = context.pages()[0] || (await context.newPage());
-      await signIn(page, plan.base, member.secret);
+      await signIn(page, walk.base, walk.secret);
       const pages = {};
-      for (const spec of member.pages) {
-        pages[spec.name] = await visit(page, plan.base, spec, plan.screenshots, member.name);
+      for (const spec of walk.pages) {
+        pages[spec.name] = await visit(page, walk.base, walk.secret, spec, plan.screenshots, walk.name);
       }
-      result[member.name] = pages;
+      result[walk.name] = pages;
     } finally {
       await context.close();
     }
