@@ -118,7 +118,6 @@ def _prefect_environment(node: NodeConfig) -> dict[str, str]:
 async def _run_worker(node: NodeConfig, pool: str) -> None:
     from leruli_prefect.worker.leruli_worker import LeruliWorker
 
-    worker = LeruliWorker(
-        work_pool_name=pool, limit=node.slots, create_pool_if_not_found=False, node_config=node
-    )
+    # The worker sets Prefect's limit on runs in hand from the node's slots.
+    worker = LeruliWorker(work_pool_name=pool, create_pool_if_not_found=False, node_config=node)
     await worker.start()

@@ -93,6 +93,27 @@ class LeruliJobConfiguration(BaseJobConfiguration):
         )
         return configuration
 
+    def prepare_for_flow_run(
+        self,
+        flow_run: FlowRun,
+        deployment: DeploymentResponse | None = None,
+        flow: Any = None,
+        work_pool: WorkPool | None = None,
+        worker_name: str | None = None,
+        worker_id: UUID | None = None,
+    ) -> None:
+        """Name and label the run's infrastructure as Prefect does, without the environment and command of a
+        Prefect process (a leruli container gets neither: `container_runner.thread_environment`); building
+        that environment serialised all of the node's Prefect settings on every claim."""
+        self._related_objects = {"deployment": deployment, "flow": flow, "flow-run": flow_run}
+        self.labels = {
+            **self._base_flow_run_labels(flow_run),
+            **self._base_work_pool_labels(work_pool),
+            **self._base_worker_name_label(worker_name),
+            **self.labels,
+        }
+        self.name = flow_run.name
+
 
 class LeruliVariables(BaseVariables):
     """The pool's variables: those of every Prefect worker (name, env, labels, command)."""
@@ -111,7 +132,9 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
 
     def __init__(self, *args: Any, node_config: NodeConfig | None = None, **kwargs: Any) -> None:
         self.node_config = node_config or _node_config_from_settings()
-        kwargs.setdefault("limit", self.node_config.slots)
+        # Runs in hand: one per slot running, and one per slot winding down (its container has ended, its
+        # outputs and state are on their way out) while the slot's next job is claimed and starts.
+        kwargs.setdefault("limit", 2 * self.node_config.slots)
         super().__init__(*args, **kwargs)
         self.capacity = NodeCapacity(
             cores=self.node_config.cores,
@@ -183,10 +206,12 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         """Ask for runs only while a slot is free, one poll at a time.
 
         A full node has nothing to claim, so its frequent polls (`poll_seconds`) cost the server nothing
-        while its jobs run; the limiter counts every run in hand, so a free token means a free slot.
+        while its jobs run (a job winding down after its container ended leaves its slot free).
         While the gateway is away the poll backs off instead of ending the node (Prefect's loop would).
         """
-        if self._limiter is not None and self.limiter.available_tokens < 1:
+        if not self.capacity.has_free_slot() or (
+            self._limiter is not None and self.limiter.available_tokens < 1
+        ):
             return []
         async with self._polling:
             return await self._gateway.try_once(super().get_and_submit_flow_runs, "asking for jobs") or []
@@ -195,23 +220,26 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         """Prefect's heartbeat; while the gateway is away it backs off instead of ending the node."""
         await self._gateway.try_once(super().sync_with_backend, "sending a heartbeat")
 
-    def _poll_when_freed(self, flow_run_id: UUID) -> None:
-        """Look for the next run as soon as this run's slot is free again, not at the next poll."""
+    def _poll_when_freed(self, flow_run_id: UUID | None = None) -> None:
+        """Look for the next run as soon as a slot is free again, not at the next poll: when a container
+        has ended, and when a run has ended (once the base class has taken back its limiter token)."""
         if not self.is_setup:
             return  # not polling at all (stopping, or run outside `start`)
         task = asyncio.get_running_loop().create_task(self._poll_after_release(flow_run_id))
         self._wakes.add(task)
         task.add_done_callback(self._wakes.discard)
 
-    async def _poll_after_release(self, flow_run_id: UUID) -> None:
+    async def _poll_after_release(self, flow_run_id: UUID | None) -> None:
         # The base class gives the run's limiter token back only after `run` has returned.
-        for _ in range(200):
+        for _ in range(200 if flow_run_id is not None else 0):
             await asyncio.sleep(0.01)
             if self._limiter is None or flow_run_id not in self.limiter.statistics().borrowers:
                 break
-        if self._polling.locked() or not self.is_setup:
-            return  # a poll is under way already: it sees the free slot
+        if not self.is_setup:
+            return
         try:
+            # Waits for a poll under way (which may have counted the slot as taken), then asks again; with
+            # no free slot by then it asks the server nothing.
             await self.get_and_submit_flow_runs()
         except (httpx.HTTPError, PrefectHTTPStatusError) as exc:  # the regular poll tries again
             self._logger.debug("poll after a job ended failed: %s", exc)
@@ -256,7 +284,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             if final is not None:
                 await self._end(flow_run, final)
         finally:
-            # Freed only once the final state is set, so a job's successor never overlaps it.
+            # In hand until its final state is set: a run requeued meanwhile is not claimed here again.
             self.capacity.release(flow_run.id)
             started.report(name)  # the base class waits for it even when no container ran
             self._poll_when_freed(flow_run.id)
@@ -368,6 +396,10 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 )
             finally:
                 peak_memory = await asyncio.to_thread(memory.stop)
+                # The slot is free once the container has ended: the next job is claimed while this one's
+                # outputs and state go out (about half a second of round trips per job).
+                self.capacity.wind_down(flow_run.id)
+                self._poll_when_freed()
             disk_full = outcome.no_space or (outcome.exit_code != 0 and staging.is_disk_full(run_dir))
             if watch.lost or await self._lost(flow_run.id):
                 # Written off while running (this node was silent too long): the job's outputs and state

@@ -42,6 +42,9 @@ class NodeCapacity:
         # Pinning needs a real CPU for every offered core; an oversubscribed node relies on CPU quotas only.
         self._cpu_ids: tuple[int, ...] | None = tuple(cpu_ids[:cores]) if len(cpu_ids) >= cores else None
         self._claims: dict[Hashable, Claim] = {}
+        # Jobs whose container has ended but whose outputs and state are still on their way out: they hold
+        # no cores, memory or slot (the next job may start), but are still in hand (never claimed twice).
+        self._winding_down: set[Hashable] = set()
 
     def fits_node(self, *, cores: int, memory_mb: int) -> bool:
         """Whether the job could ever run here; a bigger job is left for a bigger node."""
@@ -67,17 +70,33 @@ class NodeCapacity:
         return self._claims.get(job)
 
     def holds(self, job: Hashable) -> bool:
-        return job in self._claims
+        return job in self._claims or job in self._winding_down
+
+    def has_free_slot(self) -> bool:
+        return len(self._claims) < self.slots
+
+    def wind_down(self, job: Hashable) -> None:
+        """The job's container has ended: free its resources for the next job, keep the job in hand.
+
+        >>> capacity = NodeCapacity(cores=1, memory_mb=100, slots=1, cpu_ids=[0])
+        >>> _ = capacity.reserve("job-1", cores=1, memory_mb=100)
+        >>> capacity.wind_down("job-1")
+        >>> capacity.reserve("job-2", cores=1, memory_mb=100).cpuset, capacity.holds("job-1")
+        ('0', True)
+        """
+        if self._claims.pop(job, None) is not None:
+            self._winding_down.add(job)
 
     def release(self, job: Hashable) -> None:
         self._claims.pop(job, None)
+        self._winding_down.discard(job)
 
     def release_all_but(self, jobs: Iterable[Hashable]) -> list[Hashable]:
         """Release every claim whose job is not among `jobs` (still in hand); returns the released jobs."""
         keep = set(jobs)
-        released = [job for job in self._claims if job not in keep]
+        released = [job for job in [*self._claims, *self._winding_down] if job not in keep]
         for job in released:
-            del self._claims[job]
+            self.release(job)
         return released
 
     @property

@@ -100,6 +100,19 @@ class NodeUnderTest:
     def read(self, bucket: str, key: str) -> str:
         return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
 
+    def container_span(self, bucket: str) -> tuple[float, float]:
+        """When a job's container ran (its command wrapped by `timed`), by the host's clock."""
+        began, ended = (float(self.read(bucket, name).split()[0]) for name in ("began.txt", "ended.txt"))
+        return began, ended
+
+
+def timed(command: str) -> str:
+    """The command, noting when it began and ended by /proc/uptime (the host's, also inside a container).
+
+    Prefect's Running span of a job is longer than its container's: it covers the stage-out too, while the
+    job's slot may already run the next job."""
+    return f"cat /proc/uptime > began.txt; {command}; cat /proc/uptime > ended.txt"
+
 
 def prefect_api(server: stack.Server, method: str, path: str, **kwargs: object) -> httpx.Response:
     headers = {"Authorization": f"Bearer {server.operator_secret}"}

@@ -4,14 +4,13 @@ and several jobs at once through the real server, node and Docker."""
 from __future__ import annotations
 
 import inspect
-from datetime import datetime
 
 from prefect.workers.base import BaseWorker
 
 from leruli_prefect.worker.leruli_worker import LeruliWorker
 from leruli_prefect.worker.packing import NodeCapacity
 from tests.worker.conftest import NODE_CORES, NODE_MEMORY_MB
-from tests.worker.node_stack import NodeUnderTest, flow_run, state_history
+from tests.worker.node_stack import NodeUnderTest, state_history, timed
 
 
 def test_reserve_respects_cores_memory_and_slots() -> None:
@@ -47,6 +46,17 @@ def test_release_all_but_frees_claims_no_longer_in_hand() -> None:
     assert capacity.jobs == ["kept"]
 
 
+def test_a_job_winding_down_frees_its_slot_but_stays_in_hand() -> None:
+    capacity = NodeCapacity(cores=1, memory_mb=100, slots=1, cpu_ids=[0])
+    capacity.reserve("ended", cores=1, memory_mb=100)
+    assert not capacity.has_free_slot()
+    capacity.wind_down("ended")
+    assert capacity.has_free_slot() and capacity.holds("ended")
+    assert capacity.reserve("next", cores=1, memory_mb=100).cpuset == "0"
+    assert capacity.release_all_but(["next"]) == ["ended"]
+    assert not capacity.holds("ended") and capacity.holds("next")
+
+
 def test_the_private_hook_we_override_still_exists() -> None:
     # LeruliWorker filters the runs to claim in BaseWorker._get_scheduled_flow_runs (see its docstring);
     # if Prefect renames it, packing silently stops: this test fails first.
@@ -56,38 +66,34 @@ def test_the_private_hook_we_override_still_exists() -> None:
     assert LeruliWorker._get_scheduled_flow_runs is not hook
 
 
-def _interval(node: NodeUnderTest, job_id: str) -> tuple[datetime, datetime]:
-    run = flow_run(node.server, job_id)
-    return datetime.fromisoformat(run["start_time"]), datetime.fromisoformat(run["end_time"])
-
-
-def _most_at_once(intervals: list[tuple[datetime, datetime]]) -> int:
-    return max(sum(1 for start, end in intervals if start <= moment < end) for moment, _ in intervals)
+def _most_at_once(spans: list[tuple[float, float]]) -> int:
+    return max(sum(1 for start, end in spans if start <= moment < end) for moment, _ in spans)
 
 
 def test_jobs_run_side_by_side_on_their_own_cpus_and_never_beyond_the_cores(
     gamma_node: NodeUnderTest,
 ) -> None:
-    command = "nproc > nproc.txt; grep Cpus_allowed_list /proc/self/status > cpus.txt; sleep 3"
+    command = timed("nproc > nproc.txt; grep Cpus_allowed_list /proc/self/status > cpus.txt; sleep 3")
     jobs = [gamma_node.submit(command, cores=1, memory_mb=200) for _ in range(3)]
     for job_id, _ in jobs:
         assert gamma_node.wait_final(job_id)["state"] == "Completed"
 
-    intervals = {job_id: _interval(gamma_node, job_id) for job_id, _ in jobs}
-    assert _most_at_once(list(intervals.values())) == NODE_CORES
+    spans = {bucket: gamma_node.container_span(bucket) for _, bucket in jobs}
+    assert _most_at_once(list(spans.values())) == NODE_CORES
     for _, bucket in jobs:
         assert gamma_node.read(bucket, "nproc.txt") == "1\n"
     # The two that started first ran side by side (which two of three equal jobs: see worker/claim_order.py).
-    started_first = sorted(jobs, key=lambda job: intervals[job[0]][0])[:2]
+    started_first = sorted(jobs, key=lambda job: spans[job[1]][0])[:2]
     first_two = {gamma_node.read(bucket, "cpus.txt").split()[-1] for _, bucket in started_first}
     assert first_two == {"0", "1"}  # each on its own CPU
 
 
 def test_memory_is_packed_too(gamma_node: NodeUnderTest) -> None:
-    jobs = [gamma_node.submit("sleep 2", cores=1, memory_mb=NODE_MEMORY_MB // 2 + 100) for _ in range(2)]
+    command = timed("sleep 2")
+    jobs = [gamma_node.submit(command, cores=1, memory_mb=NODE_MEMORY_MB // 2 + 100) for _ in range(2)]
     for job_id, _ in jobs:
         assert gamma_node.wait_final(job_id)["state"] == "Completed"
-    assert _most_at_once([_interval(gamma_node, job_id) for job_id, _ in jobs]) == 1
+    assert _most_at_once([gamma_node.container_span(bucket) for _, bucket in jobs]) == 1
 
 
 def test_job_with_all_cores_sees_them_all(gamma_node: NodeUnderTest) -> None:
