@@ -209,11 +209,15 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         while its jobs run (a job winding down after its container ended leaves its slot free).
         While the gateway is away the poll backs off instead of ending the node (Prefect's loop would).
         """
-        if not self.capacity.has_free_slot() or (
-            self._limiter is not None and self.limiter.available_tokens < 1
-        ):
-            return []
         async with self._polling:
+            if self._limiter is not None:
+                # A claim whose run the base class no longer holds (Pending refused: cancelled, or taken by
+                # another node) is free again; the base class holds a limiter token for every run in hand.
+                self.capacity.release_all_but(self.limiter.statistics().borrowers)
+                if self.limiter.available_tokens < 1:
+                    return []
+            if not self.capacity.has_free_slot():
+                return []
             return await self._gateway.try_once(super().get_and_submit_flow_runs, "asking for jobs") or []
 
     async def sync_with_backend(self) -> None:
@@ -253,9 +257,6 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         returned, so filtering here is the only way to leave a run unclaimed for a bigger or freer node.
         """
         offered = await super()._get_scheduled_flow_runs()
-        # A claim whose run the base class no longer holds (Pending refused: cancelled, or taken by another
-        # node) is free again; the base class holds a limiter token on behalf of every run in hand.
-        self.capacity.release_all_but(self.limiter.statistics().borrowers)
         taken = []
         for response in spread_among_equals(offered, lambda offer: _asked(offer.flow_run)):
             flow_run = response.flow_run
