@@ -16,7 +16,6 @@ for bench/RESULTS.md and the plans PostgreSQL chose for the two flow run queries
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import secrets
 import tempfile
@@ -29,15 +28,14 @@ import httpx
 
 from bench.job_submission import trivial_spec
 from bench.run import load_average, machine
-from bench.timing import median, percentile, timed
+from bench.timing import SETTLE_CPU_SHARE, median, percentile, settle, timed
 from leruli_prefect.client import COMPUTE_SECRET_HEADER, GROUP_TOKEN_HEADER
 from tests import stack
 
 CHUNK = 1000  # jobs per POST /v1/jobs/batch (the gateway's maximum)
 SAMPLES = 50
 # After the fill the server still digests the runs' Scheduled events (Prefect's event persister writes each
-# one): the reads are timed once its CPU use has dropped below this share of a core, or after SETTLE_MAX_S.
-SETTLE_CPU_SHARE = 0.15
+# one): the reads are timed once it has settled (bench/timing.py), or after SETTLE_MAX_S.
 SETTLE_MAX_S = 900
 
 
@@ -63,23 +61,6 @@ def latencies_ms(call: Callable[[], httpx.Response], samples: int = SAMPLES) -> 
         call().raise_for_status()
         values.append((time.perf_counter() - start) * 1000)
     return values
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def settle(pid: int) -> float:
-    """Wait until the server is nearly idle; returns the seconds waited."""
-    with timed() as span:
-        deadline = time.monotonic() + SETTLE_MAX_S
-        while time.monotonic() < deadline:
-            before = cpu_seconds(pid)
-            time.sleep(10)
-            if (cpu_seconds(pid) - before) / 10 < SETTLE_CPU_SHARE:
-                break
-    return span.seconds
 
 
 def figure(values: list[float]) -> str:
@@ -122,7 +103,7 @@ def main() -> None:
         _, other_rate = fill(server, other, args.other_jobs // 2)
         ids, rate = fill(server, group, args.jobs)
         fill(server, other, args.other_jobs - args.other_jobs // 2)
-        settled = settle(server.process.popen.pid)
+        settled = settle(server.process.popen.pid, SETTLE_MAX_S)
         user = httpx.Client(
             base_url=server.url, headers={"Authorization": f"Bearer {group['group_token']}"}, timeout=60
         )

@@ -90,6 +90,9 @@ def read_server_url(data_dir: Path) -> str | None:
     return json.loads(path.read_text())["url"] if path.exists() else None
 
 
+EVENT_PERSISTER_BATCH_SIZE = 500
+
+
 def prefect_environment(config: ServerConfig, operator_secret: str) -> dict[str, str]:
     """The PREFECT_* settings of the embedded Prefect server."""
     environment = {
@@ -105,6 +108,10 @@ def prefect_environment(config: ServerConfig, operator_secret: str) -> dict[str,
         # No traffic leaves this machine.
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+        # A batch of 1,000 jobs makes 1,000 Scheduled events at once: Prefect's persister writes them 20 per
+        # transaction by default, which on SQLite kept the server busy for minutes after a 10,000-job fill
+        # (bench/RESULTS.md, row 6). Events still reach the database within its 5 s flush interval.
+        "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": str(EVENT_PERSISTER_BATCH_SIZE),
     }
     for service in _SERVICES_OFF:
         environment[f"PREFECT_SERVER_SERVICES_{service}_ENABLED"] = "false"
