@@ -43,8 +43,9 @@ def measure(
 ) -> list[Figure]:
     backlog = seed_backlog(bench, BACKLOG_GROUP, jobs, rest_sample)
     queued = len(backlog.job_ids)
+    rest = f"backlog: {backlog.rest_jobs} jobs by concurrent POST /v1/jobs"
     figures = [
-        Figure("6", f"backlog: {backlog.rest_jobs} jobs by concurrent POST /v1/jobs", f"{backlog.rest_rate:.1f}/s"),
+        Figure("6", rest, f"{backlog.rest_rate:.1f} jobs/s"),
         Figure(
             "6",
             f"backlog: {backlog.cloned_jobs} more by POST /v1/jobs/batch (else a raw insert)",
