@@ -47,7 +47,11 @@ class ContainerOutcome:
 
     @property
     def runtime_s(self) -> float:
-        return (self.ended - self.started).total_seconds() if self.started and self.ended else 0.0
+        if not (self.started and self.ended):
+            return 0.0
+        # Docker stamps StartedAt and FinishedAt from different events: a job that ends within a millisecond
+        # may show a FinishedAt before its StartedAt (seen in CI: -0.0013 s). It ran for no measurable time.
+        return max(0.0, (self.ended - self.started).total_seconds())
 
 
 def container_name(flow_run_id: str, attempt: int = 1) -> str:

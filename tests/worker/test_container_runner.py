@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 
 import docker
@@ -55,10 +56,24 @@ def test_exit_code_and_output_files(engine: docker.DockerClient, tmp_path: Path)
     outcome = _run(engine, tmp_path / "exit", "echo out; echo err >&2; echo made > made.txt; exit 7")
     assert (outcome.exit_code, outcome.oom_killed, outcome.timed_out) == (7, False, False)
     assert outcome.image_id == engine.images.get(TEST_IMAGE).id
-    assert outcome.started is not None and outcome.ended is not None and outcome.runtime_s > 0
+    assert outcome.started is not None and outcome.ended is not None and 0 <= outcome.runtime_s < 60
     assert (tmp_path / "exit" / "joblog.txt").read_text() == "out\n"
     assert (tmp_path / "exit" / "joberr.txt").read_text() == "err\n"
     assert (tmp_path / "exit" / "made.txt").read_text() == "made\n"
+
+
+def test_runtime_is_the_container_s_own(engine: docker.DockerClient, tmp_path: Path) -> None:
+    outcome = _run(engine, tmp_path / "sleeps", "sleep 1.5")
+    assert 1.4 <= outcome.runtime_s < 30
+
+
+def test_runtime_never_negative() -> None:
+    """Docker may stamp a millisecond job's end before its start; the runtime is then zero, not negative."""
+    started = datetime(2026, 11, 26, 21, 36, 28, 135158, tzinfo=timezone.utc)
+    ended = datetime(2026, 11, 26, 21, 36, 28, 133896, tzinfo=timezone.utc)
+    outcome = container_runner.ContainerOutcome(7, False, False, started=started, ended=ended)
+    assert outcome.runtime_s == 0.0
+    assert container_runner.ContainerOutcome(0, False, False, started=ended, ended=started).runtime_s > 0
 
 
 def test_time_limit_kills_the_container(engine: docker.DockerClient, tmp_path: Path) -> None:
