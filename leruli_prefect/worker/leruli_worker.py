@@ -14,6 +14,7 @@ import errno
 import math
 import os
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -39,6 +40,7 @@ from leruli_prefect.worker import (
     kept_outputs,
     leftovers,
     pending_states,
+    poll_window,
     result_record,
     staging,
 )
@@ -255,10 +257,31 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         The one private hook of `BaseWorker` we use (tests/worker/test_packing.py checks it still exists):
         its public `get_and_submit_flow_runs` asks this method which runs to claim, then claims every one
         returned, so filtering here is the only way to leave a run unclaimed for a bigger or freer node.
+        It asks for the head of the queue first (`poll_window`), and for a longer page only when the head
+        held nothing more to take while this node still has room.
         """
-        offered = await super()._get_scheduled_flow_runs()
+        offered = await self._scheduled_runs(poll_window.WINDOW)
+        taken, blocked = self._take(spread_among_equals(offered, lambda offer: _asked(offer.flow_run)))
+        if not blocked and len(offered) >= poll_window.WINDOW and self.capacity.has_free_slot():
+            further, _ = self._take(await self._scheduled_runs(None))
+            taken += further
+        return taken
+
+    async def _scheduled_runs(self, limit: int | None) -> list[WorkerFlowRunResponse]:
+        # As BaseWorker._get_scheduled_flow_runs asks, with a limit.
+        return await poll_window.scheduled_runs(
+            self.client,
+            work_pool_name=self._work_pool_name,
+            work_queue_names=list(self._work_queues),
+            scheduled_before=datetime.now(UTC) + timedelta(seconds=int(self._prefetch_seconds)),
+            limit=limit,
+        )
+
+    def _take(self, offered: list[WorkerFlowRunResponse]) -> tuple[list[WorkerFlowRunResponse], bool]:
+        """The offered runs this node reserves room for, in order; and whether one that fits the node had
+        to wait for room (then no run behind it is taken: first come, first served)."""
         taken = []
-        for response in spread_among_equals(offered, lambda offer: _asked(offer.flow_run)):
+        for response in offered:
             flow_run = response.flow_run
             if self.capacity.holds(flow_run.id):
                 # In hand already, or lost and requeued while its stale task here has not ended: that task's
@@ -268,9 +291,9 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             if not self.capacity.fits_node(cores=cores, memory_mb=memory_mb):
                 continue  # never ours: left for a bigger node
             if self.capacity.reserve(flow_run.id, cores=cores, memory_mb=memory_mb) is None:
-                break  # first come, first served: a later, smaller job does not overtake this one
+                return taken, True  # a later, smaller job does not overtake this one
             taken.append(response)
-        return taken
+        return taken, False
 
     async def run(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import docker
@@ -69,8 +69,8 @@ def test_runtime_is_the_container_s_own(engine: docker.DockerClient, tmp_path: P
 
 def test_runtime_never_negative() -> None:
     """Docker may stamp a millisecond job's end before its start; the runtime is then zero, not negative."""
-    started = datetime(2026, 11, 26, 21, 36, 28, 135158, tzinfo=timezone.utc)
-    ended = datetime(2026, 11, 26, 21, 36, 28, 133896, tzinfo=timezone.utc)
+    started = datetime(2026, 11, 26, 21, 36, 28, 135158, tzinfo=UTC)
+    ended = datetime(2026, 11, 26, 21, 36, 28, 133896, tzinfo=UTC)
     outcome = container_runner.ContainerOutcome(7, False, False, started=started, ended=ended)
     assert outcome.runtime_s == 0.0
     assert container_runner.ContainerOutcome(0, False, False, started=ended, ended=started).runtime_s > 0

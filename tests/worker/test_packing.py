@@ -3,12 +3,20 @@ and several jobs at once through the real server, node and Docker."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+from datetime import UTC, datetime
 
+import httpx
+from prefect.client.orchestration import PrefectClient
 from prefect.workers.base import BaseWorker
 
+from leruli_prefect.storage.buckets import new_bucket_name
+from leruli_prefect.worker import poll_window
 from leruli_prefect.worker.leruli_worker import LeruliWorker
 from leruli_prefect.worker.packing import NodeCapacity
+from tests import stack
+from tests.stack import TEST_IMAGE
 from tests.worker.conftest import NODE_CORES, NODE_MEMORY_MB
 from tests.worker.node_stack import NodeUnderTest, state_history, timed
 
@@ -111,3 +119,40 @@ def test_job_bigger_than_the_node_is_never_claimed(gamma_node: NodeUnderTest) ->
     for job_id in (big_id, huge_id):
         assert state_history(gamma_node.server, job_id) == ["SCHEDULED"]
         gamma_node.cancel(job_id, "CANCELLED")  # left for a bigger node that this test does not have
+
+
+def test_a_small_job_behind_a_full_poll_window_of_too_big_ones_is_claimed(gamma_node: NodeUnderTest) -> None:
+    # A node asks for the head of the queue only (`poll_window.WINDOW` runs); when none of them can ever be
+    # its own, it must look further back rather than idle.
+    too_big = {"image": TEST_IMAGE, "command": "true", "bucket": new_bucket_name(), "cores": NODE_CORES + 1}
+    response = httpx.post(
+        f"{gamma_node.server.url}/v1/jobs/batch",
+        json={"jobs": [too_big] * (poll_window.WINDOW + 6)},
+        headers={"Authorization": f"Bearer {gamma_node.group['api_secret']}"},
+        timeout=60,
+    )
+    assert response.status_code == 201, response.text
+    big_ids = [job["id"] for job in response.json()["jobs"]]
+    try:
+        later_id, _ = gamma_node.submit("true")
+        assert gamma_node.wait_final(later_id)["state"] == "Completed"
+        assert {state_history(gamma_node.server, job_id)[-1] for job_id in big_ids[:3]} == {"SCHEDULED"}
+        # What one poll is offered: the window, or the server's default page; an unknown pool, nothing.
+        pool = gamma_node.group["work_pool"]
+        assert len(asyncio.run(_offered(gamma_node.server, pool, poll_window.WINDOW))) == poll_window.WINDOW
+        assert len(asyncio.run(_offered(gamma_node.server, pool, None))) == len(big_ids)
+        assert asyncio.run(_offered(gamma_node.server, "leruli-no-such-pool", None)) == []
+    finally:
+        for job_id in big_ids:
+            gamma_node.cancel(job_id, "CANCELLED")
+
+
+async def _offered(server: stack.Server, pool: str, limit: int | None) -> list[object]:
+    async with PrefectClient(f"{server.url}/prefect/api", api_key=server.operator_secret) as client:
+        return await poll_window.scheduled_runs(
+            client,
+            work_pool_name=pool,
+            work_queue_names=None,
+            scheduled_before=datetime.now(UTC),
+            limit=limit,
+        )
