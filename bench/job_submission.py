@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.bench_stack import TEST_IMAGE
 from leruli_prefect.job_spec import JobSpec
-from leruli_prefect.storage.archive import pack_directory
+from leruli_prefect.storage.archive_upload import upload_run_archive
 from leruli_prefect.storage.buckets import create_bucket, new_bucket_name
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, upload_file
 
 if TYPE_CHECKING:
     from uuid import UUID
@@ -42,12 +40,9 @@ def stage_directory(bench: BenchStack, directory: Path, command: str, memory_mb:
     """The storage half of `leruli submit`: pack the directory, make its bucket, upload `run.tgz`."""
     bucket = new_bucket_name()
     s3 = bench.s3()
-    with tempfile.TemporaryDirectory(dir=bench.scratch) as scratch:
-        archive = Path(scratch) / ARCHIVE_KEY
-        pack_directory(directory, command, archive)
-        create_bucket(s3, bucket)
-        bench.created_bucket(bucket)
-        upload_file(s3, archive, bucket, ARCHIVE_KEY)
+    create_bucket(s3, bucket)
+    bench.created_bucket(bucket)
+    upload_run_archive(s3, directory, command, bucket)
     return trivial_spec(command, bucket, memory_mb)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import glob
 import json
 import secrets
-import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -24,8 +23,8 @@ from botocore.exceptions import ClientError
 
 from leruli_prefect.errors import LeruliError, SubmissionError
 from leruli_prefect.job_spec import JobSpec
-from leruli_prefect.storage.archive import check_inputs, pack_directory
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, upload_file
+from leruli_prefect.storage.archive import check_inputs
+from leruli_prefect.storage.archive_upload import upload_run_archive
 from leruli_prefect.submission import JOB_FILE, job_spec, write_markers
 
 if TYPE_CHECKING:
@@ -85,15 +84,12 @@ def prepare(directory: Path, make_spec: Callable[[], JobSpec]) -> Pending:
 def upload(s3: S3Client, pending: Pending) -> None:
     """Pack the directory and put `run.tgz` in its bucket (which a resumed submission may already have)."""
     bucket = pending.spec.bucket
-    with tempfile.TemporaryDirectory() as scratch:
-        archive = Path(scratch) / ARCHIVE_KEY
-        pack_directory(pending.directory, pending.spec.command, archive)
-        try:
-            s3.create_bucket(Bucket=bucket)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
-                raise SubmissionError(f"cannot create bucket {bucket}: {exc}") from exc
-        upload_file(s3, archive, bucket, ARCHIVE_KEY)
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
+            raise SubmissionError(f"cannot create bucket {bucket}: {exc}") from exc
+    upload_run_archive(s3, pending.directory, pending.spec.command, bucket)
 
 
 def submit_batch(

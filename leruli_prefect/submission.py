@@ -6,17 +6,17 @@ submitted either way is the same job. Blocking (tar, boto3): async callers run i
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from leruli_prefect.errors import SubmissionError
 from leruli_prefect.job_spec import JobSpec, JobView
-from leruli_prefect.storage.archive import pack_directory
+from leruli_prefect.storage.archive import check_inputs
+from leruli_prefect.storage.archive_upload import upload_run_archive
 from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, upload_file
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from mypy_boto3_s3 import S3Client
 
     from leruli_prefect.client import GatewayClient
@@ -57,16 +57,14 @@ def upload_and_submit(client: GatewayClient, s3: S3Client, directory: Path, spec
     nothing behind.
     """
     client.require_api_secret()  # fail before touching S3 when no API secret is set
-    with tempfile.TemporaryDirectory() as scratch:
-        archive = Path(scratch) / ARCHIVE_KEY
-        pack_directory(directory, spec.command, archive)
-        create_bucket(s3, spec.bucket)
-        try:
-            upload_file(s3, archive, spec.bucket, ARCHIVE_KEY)
-            return client.submit_job(spec)
-        except BaseException:
-            delete_bucket(s3, spec.bucket)
-            raise
+    check_inputs(directory)
+    create_bucket(s3, spec.bucket)
+    try:
+        upload_run_archive(s3, directory, spec.command, spec.bucket)
+        return client.submit_job(spec)
+    except BaseException:
+        delete_bucket(s3, spec.bucket)
+        raise
 
 
 def write_markers(directory: Path, job_id: object, bucket: str) -> None:

@@ -12,6 +12,7 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from leruli_prefect.errors import SubmissionError, UnsafeArchiveError
 
@@ -50,18 +51,21 @@ def check_inputs(directory: Path) -> None:
         )
 
 
-def pack_directory(directory: Path, command: str, archive: Path) -> int:
-    """Write `archive` (gzip tar) with the inputs below `directory` and a `run.sh` running `command`.
+def pack_directory(directory: Path, command: str, archive: Path | IO[bytes]) -> int:
+    """Write `archive` (gzip tar; a path, or a file open for writing) with the inputs below `directory` and
+    a `run.sh` running `command`.
 
     Returns the number of input files packed.
     """
     check_inputs(directory)
+    inside = archive.resolve() if isinstance(archive, Path) else None  # never pack the archive into itself
     inputs = [
         path
         for path in sorted(directory.iterdir())
-        if path.name not in CLIENT_FILES and path.resolve() != archive.resolve()
+        if path.name not in CLIENT_FILES and path.resolve() != inside
     ]
-    with tarfile.open(archive, "w:gz", compresslevel=compression_level(inputs)) as tar:
+    target = {"name": archive} if isinstance(archive, Path) else {"fileobj": archive}
+    with tarfile.open(mode="w:gz", compresslevel=compression_level(inputs), **target) as tar:
         for path in inputs:
             tar.add(path, arcname=path.name, recursive=True)
         script = run_script(command).encode()

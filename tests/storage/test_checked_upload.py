@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
-from leruli_prefect.storage.checked_upload import CorruptUploadError, digest_file
+from leruli_prefect.storage.checked_upload import CorruptUploadError, digest_file, upload_checked
 from leruli_prefect.storage.job_files import upload_run_dir
 from leruli_prefect.storage.s3_client import make_s3_client
 
@@ -19,17 +19,17 @@ MB = 1024 * 1024
 
 
 class FakeS3:
-    """Stores what `upload_file` is given, optionally damaged on the way (one byte flipped)."""
+    """Stores what `put_object` is given, optionally damaged on the way (one byte flipped), as an S3 would
+    that ignores `Content-MD5`: then the ETag read back is what catches it."""
 
     def __init__(self, damage: str | None = None) -> None:
         self.objects: dict[str, bytes] = {}
         self.damage = damage
 
-    def upload_file(self, filename: str, bucket: str, key: str) -> None:
-        content = Path(filename).read_bytes()
-        if key == self.damage:
-            content = bytes([content[0] ^ 1]) + content[1:]
-        self.objects[key] = content
+    def put_object(self, Bucket: str, Key: str, Body: bytes, ContentMD5: str) -> None:  # noqa: N803
+        if Key == self.damage:
+            Body = bytes([Body[0] ^ 1]) + Body[1:]
+        self.objects[Key] = Body
 
     def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
         content = self.objects[Key]
@@ -66,6 +66,41 @@ def test_multipart_etag_is_md5_of_part_md5s(tmp_path: Path) -> None:
     digest = digest_file(path, "big")
     assert digest.etag == expected
     assert digest.sha256 == hashlib.sha256(content).hexdigest()
+
+
+class DamagingS3:
+    """A real S3 client whose multipart uploads have one byte of part `damaged_part` flipped on the way."""
+
+    def __init__(self, s3: Any, damaged_part: int) -> None:
+        self._s3 = s3
+        self.damaged_part = damaged_part
+
+    def upload_part(self, **kwargs: Any) -> Any:
+        if kwargs["PartNumber"] == self.damaged_part:
+            body = kwargs["Body"]
+            kwargs["Body"] = bytes([body[0] ^ 1]) + body[1:]
+        return self._s3.upload_part(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+
+def test_real_s3_refuses_a_damaged_part_and_nothing_is_left(tmp_path: Path, s3_env: dict[str, str]) -> None:
+    path = tmp_path / "out.bin"
+    path.write_bytes(os.urandom(20 * MB))
+    s3 = make_s3_client(s3_env["LERULI_S3_SERVER"], s3_env["LERULI_S3_ACCESS"], s3_env["LERULI_S3_SECRET"])
+    bucket = new_bucket_name()
+    create_bucket(s3, bucket)
+    try:
+        with pytest.raises(CorruptUploadError, match="upload of out.bin is corrupt: S3 received other bytes"):
+            upload_checked(DamagingS3(s3, damaged_part=2), path, bucket, "out.bin")  # type: ignore[arg-type]
+        assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+        assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []  # aborted, not left
+        digest = upload_checked(s3, path, bucket, "out.bin")  # the same file, undamaged, goes through
+        assert digest.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert digest.etag == digest_file(path, "out.bin").etag and digest.etag.endswith("-3")
+    finally:
+        delete_bucket(s3, bucket)
 
 
 def test_real_s3_agrees_with_the_computed_etags(tmp_path: Path, s3_env: dict[str, str]) -> None:
