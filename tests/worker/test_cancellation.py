@@ -51,6 +51,10 @@ def test_running_job_stops_within_deadline_and_keeps_its_outputs(
     assert {"partial.txt", "joblog.txt", "joberr.txt"} <= gamma_node.keys(bucket)
     assert gamma_node.read(bucket, "partial.txt") == "partial\n"
     assert gamma_node.read(bucket, "joblog.txt") == "started\n"
+    # The run dir is deleted while the final state goes out: gone moments after it, at the latest.
+    deadline = time.monotonic() + 10
+    while gamma_node.run_dir(job_id).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not gamma_node.run_dir(job_id).exists()
 
 
