@@ -42,7 +42,7 @@ def jobs_through_node(bench: BenchStack, jobs: int) -> float:
         specs = list(pool.map(lambda directory: stage_directory(bench, directory, "true"), directories))
     with timed() as span:
         with ThreadPoolExecutor(CONCURRENCY) as pool:
-            job_ids = set(pool.map(lambda spec: post_job(bench, RUN_GROUP, spec), specs))
+            job_ids = list(pool.map(lambda spec: post_job(bench, RUN_GROUP, spec), specs))
         states = wait_until_all_final(bench, RUN_GROUP, job_ids, timeout=900)
     require_completed(states)
     return span.seconds

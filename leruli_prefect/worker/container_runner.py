@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import errno
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -122,10 +123,16 @@ def kill_container(container: Container) -> None:
 
 
 def wait_for_container(
-    container: Container, run_dir: Path, time_limit_s: int, engine_retry_seconds: float = 0.0
+    container: Container,
+    run_dir: Path,
+    time_limit_s: int,
+    engine_retry_seconds: float = 0.0,
+    on_exit: Callable[[], None] = lambda: None,
 ) -> ContainerOutcome:
     """Wait for the container's end (killing it at the time limit), save its output, remove it.
 
+    `on_exit` is called as soon as the container has ended, before its output is saved and it is removed
+    (about 0.1 s of Docker calls that the node's next job need not wait for).
     A Docker engine that restarts meanwhile drops our wait: the container is waited for again once the engine
     answers (it may have survived, with live-restore), for up to `engine_retry_seconds`.
     """
@@ -150,6 +157,7 @@ def wait_for_container(
             engine_restarted = True
             if not _engine_back(container, engine_retry_seconds):
                 return ContainerOutcome(None, False, timed_out, engine_restarted=True, engine_lost=True)
+    on_exit()
     # The engine may also go away just after the wait (a shutdown ends the wait first, then the API).
     while True:
         if engine_restarted and not _engine_back(container, engine_retry_seconds):

@@ -226,6 +226,14 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         """Prefect's heartbeat; while the gateway is away it backs off instead of ending the node."""
         await self._gateway.try_once(super().sync_with_backend, "sending a heartbeat")
 
+    def _free_slot(self, flow_run_id: UUID) -> None:
+        """The job's container has ended: its slot is free, and the next job is claimed while this one's
+        output, outputs and state go out (about half a second of round trips per job). Once per job."""
+        if self.capacity.claim_of(flow_run_id) is None:
+            return  # freed already
+        self.capacity.wind_down(flow_run_id)
+        self._poll_when_freed()
+
     def _poll_when_freed(self, flow_run_id: UUID | None = None) -> None:
         """Look for the next run as soon as a slot is free again, not at the next poll: when a container
         has ended, and when a run has ended (once the base class has taken back its limiter token)."""
@@ -418,6 +426,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             started.report(container.name)
             memory = MemoryPeak(container).start()
             await watch.on_cancel(lambda: asyncio.to_thread(container_runner.kill_container, container))
+            loop = asyncio.get_running_loop()
             try:
                 outcome = await asyncio.to_thread(
                     container_runner.wait_for_container,
@@ -425,13 +434,11 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                     run_dir,
                     spec.time_limit_s,
                     config.docker_retry_seconds,
+                    on_exit=lambda: loop.call_soon_threadsafe(self._free_slot, flow_run.id),
                 )
             finally:
                 peak_memory = await asyncio.to_thread(memory.stop)
-                # The slot is free once the container has ended: the next job is claimed while this one's
-                # outputs and state go out (about half a second of round trips per job).
-                self.capacity.wind_down(flow_run.id)
-                self._poll_when_freed()
+                self._free_slot(flow_run.id)
             disk_full = outcome.no_space or (outcome.exit_code != 0 and staging.is_disk_full(run_dir))
             if watch.lost or await self._lost(flow_run.id):
                 # Written off while running (this node was silent too long): the job's outputs and state

@@ -62,6 +62,28 @@ def test_exit_code_and_output_files(engine: docker.DockerClient, tmp_path: Path)
     assert (tmp_path / "exit" / "made.txt").read_text() == "made\n"
 
 
+def test_on_exit_comes_once_when_the_container_ended_before_it_is_removed(
+    engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    """The node frees the job's slot at `on_exit`: the container has stopped, its output is not saved yet."""
+    run_dir = tmp_path / "exits"
+    run_dir.mkdir()
+    (run_dir / "run.sh").write_text("#!/bin/bash\necho bye\n")
+    spec = JobSpec(image=TEST_IMAGE, command="echo bye", bucket="leruli-" + "e" * 32)
+    container = container_runner.start_container(engine, spec, run_dir, "exits")
+    seen: list[tuple[str, bool]] = []
+
+    def on_exit() -> None:
+        state = engine.api.inspect_container(container.id)["State"]
+        seen.append((state["Status"], (run_dir / "joblog.txt").exists()))
+
+    outcome = container_runner.wait_for_container(container, run_dir, spec.time_limit_s, on_exit=on_exit)
+    assert seen == [("exited", False)]
+    assert outcome.exit_code == 0 and (run_dir / "joblog.txt").read_text() == "bye\n"
+    with pytest.raises(docker.errors.NotFound):
+        engine.containers.get(container.id)
+
+
 def test_runtime_is_the_container_s_own(engine: docker.DockerClient, tmp_path: Path) -> None:
     outcome = _run(engine, tmp_path / "sleeps", "sleep 1.5")
     assert 1.4 <= outcome.runtime_s < 30
