@@ -156,6 +156,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         await super().setup()
         self._background.append(asyncio.create_task(self._upload_kept_outputs_forever()))
         self._background.append(asyncio.create_task(self._report_held_states()))
+        self._background.append(asyncio.create_task(self._warm_up()))
         # Prefect reads the run's deployment before every claim, to see that it still exists.
         self.client.read_deployment = RecentReads(  # type: ignore[method-assign]
             self.client.read_deployment, ttl=DEPLOYMENT_READ_TTL_S
@@ -169,6 +170,15 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             return
         for flow_run_id, attempt in lost.items():
             await self._write_off(UUID(flow_run_id), attempt)
+
+    async def _warm_up(self) -> None:
+        """Make the node's S3 client and learn the group's results bucket now, not during the first job:
+        that job took 3.8 s against 1.3 s for the next ones here, 1.2 s of it in asking where records go."""
+        try:
+            s3 = await self._s3_client()
+            await asyncio.to_thread(result_record.result_storage, self.node_config, s3)
+        except Exception as exc:  # the gateway or S3 away: the first job asks again
+            self._logger.info("warm-up skipped (the first job sets up instead): %s", exc)
 
     async def teardown(self, *exc_info: Any) -> None:
         for task in self._background:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import docker
@@ -15,9 +16,10 @@ import pytest
 
 import leruli_prefect
 from leruli_prefect.attempts import HOLDER_LABEL
+from leruli_prefect.client import GatewayClient
 from tests import stack
 from tests.stack import TEST_IMAGE, cli
-from tests.worker.node_stack import flow_run
+from tests.worker.node_stack import flow_run, start_node_for_new_group
 
 CODE, VERSION = TEST_IMAGE.split(":")
 pytestmark = pytest.mark.usefixtures("alpha_node")
@@ -129,3 +131,23 @@ def test_failed_job_has_its_record(
     assert files["joberr.txt"]["sha256"] == hashlib.sha256(b"oops\n").hexdigest()
     human = cli("status", cwd=job_dir, env=alpha_user_env).stdout
     assert "Failed: exit code 3" in human and "Result: exit code 3" in human
+
+
+def test_a_started_node_knows_where_records_go_before_its_first_job(
+    server: stack.Server, s3_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The node's warm-up: the group's results bucket is made at start, not by (and during) the first job."""
+    node = start_node_for_new_group(server, s3_env, tmp_path, "warmup")
+    try:
+        with GatewayClient(server.url) as client:
+            bucket = client.node_result_storage(
+                group_token=node.group["group_token"], compute_secret=node.group["compute_secret"]
+            )["bucket"]
+        s3 = stack.s3_client(s3_env)
+        deadline = time.monotonic() + 30
+        while bucket not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
+            assert time.monotonic() < deadline, f"{bucket} not made within 30 s of the node's start"
+            time.sleep(0.2)
+        assert "warm-up skipped" not in node.process.log_text()
+    finally:
+        node.process.stop()
