@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import math
 import os
 import threading
@@ -329,7 +330,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             # meanwhile, and the disk is freed even while the gateway is away.
             removal = asyncio.ensure_future(asyncio.to_thread(staging.remove_run_dir, run_dir))
             if final is not None:
-                await self._end(flow_run, final)
+                await self._end(flow_run, final, freeing=removal)
         finally:
             await (removal or asyncio.to_thread(staging.remove_run_dir, run_dir))
             # In hand until its final state is set: a run requeued meanwhile is not claimed here again.
@@ -553,13 +554,24 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             )
         return final
 
-    async def _end(self, flow_run: FlowRun, final: State[Any]) -> None:
+    async def _end(
+        self, flow_run: FlowRun, final: State[Any], freeing: asyncio.Future[None] | None = None
+    ) -> None:
+        """Note the final state on disk, then send it. `freeing` is the deletion of the job's run dir under
+        way: if the job filled the disk, the note waits for the room it makes."""
         self.get_flow_run_logger(flow_run).info(
             "job %s ends %s%s", flow_run.id, final.name, f": {final.message}" if final.message else ""
         )
-        pending = await asyncio.to_thread(
+        note = functools.partial(
             pending_states.save, self.node_config.data_dir, flow_run.id, attempt_of(flow_run.labels), final
         )
+        try:
+            pending = await asyncio.to_thread(note)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or freeing is None:
+                raise
+            await freeing
+            pending = await asyncio.to_thread(note)
         await self._report_final(pending)
 
     async def _report_final(self, pending: pending_states.PendingState) -> None:
