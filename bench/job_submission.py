@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from bench.bench_stack import TEST_IMAGE
 from leruli_prefect.job_spec import JobSpec
-from leruli_prefect.storage.archive_upload import upload_run_archive
 from leruli_prefect.storage.buckets import create_bucket, new_bucket_name
+from leruli_prefect.storage.run_archive import upload_run_archive
 
 if TYPE_CHECKING:
     from uuid import UUID

@@ -24,7 +24,7 @@ from botocore.exceptions import ClientError
 from leruli_prefect.errors import LeruliError, SubmissionError
 from leruli_prefect.job_spec import JobSpec
 from leruli_prefect.storage.archive import check_inputs
-from leruli_prefect.storage.archive_upload import upload_run_archive
+from leruli_prefect.storage.run_archive import upload_run_archive
 from leruli_prefect.submission import JOB_FILE, job_spec, write_markers
 
 if TYPE_CHECKING:

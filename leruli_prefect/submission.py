@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 from leruli_prefect.errors import SubmissionError
 from leruli_prefect.job_spec import JobSpec, JobView
 from leruli_prefect.storage.archive import check_inputs
-from leruli_prefect.storage.archive_upload import upload_run_archive
 from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
+from leruli_prefect.storage.run_archive import upload_run_archive
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -111,8 +111,11 @@ def _regular_files(inputs: list[Path]) -> list[tuple[Path, int]]:
     return files
 
 
-def safe_extract(archive: Path, destination: Path, max_bytes: int = DEFAULT_MAX_UNPACKED_BYTES) -> None:
-    """Unpack `archive` into `destination`, refusing entries that escape it, links out, devices, or bulk.
+def safe_extract(
+    archive: Path | IO[bytes], destination: Path, max_bytes: int = DEFAULT_MAX_UNPACKED_BYTES
+) -> None:
+    """Unpack `archive` (a path, or a stream read once) into `destination`, refusing entries that escape it,
+    links out, devices, or bulk.
 
     Raises `UnsafeArchiveError` with the offending entry named; nothing is written outside `destination`,
     and what was unpacked before a refusal is removed again. One pass over the stream: reading the member
@@ -120,7 +123,8 @@ def safe_extract(archive: Path, destination: Path, max_bytes: int = DEFAULT_MAX_
     """
     before = set(destination.iterdir())
     try:
-        with tarfile.open(archive, "r|gz") as tar:
+        source = {"name": archive} if isinstance(archive, Path) else {"fileobj": archive}
+        with tarfile.open(mode="r|gz", **source) as tar:
             tar.extractall(destination, members=_checked(tar, max_bytes), filter="data")
     except tarfile.FilterError as exc:
         _remove_new(destination, before)

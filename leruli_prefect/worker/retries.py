@@ -61,10 +61,13 @@ def is_transient_storage_error(exc: BaseException) -> bool:
     """S3 cannot be reached or is overloaded (its cause, for our own `StorageError`), as opposed to an answer
     such as NoSuchKey or AccessDenied."""
     from boto3.exceptions import RetriesExceededError
-    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+    from botocore.exceptions import ClientError, ConnectionError, HTTPClientError, IncompleteReadError
+    from urllib3.exceptions import HTTPError
 
     cause = exc.__cause__ if isinstance(exc, StorageError) and exc.__cause__ is not None else exc
-    if isinstance(cause, ConnectionError | HTTPClientError | RetriesExceededError):
+    # A download cut short (IncompleteReadError, urllib3's errors while streaming) is S3 going away too.
+    transient = ConnectionError | HTTPClientError | RetriesExceededError | IncompleteReadError | HTTPError
+    if isinstance(cause, transient):
         return True
     if isinstance(cause, ClientError):
         status = cause.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from leruli_prefect.errors import UnsafeArchiveError
-from leruli_prefect.storage.archive import RUN_SCRIPT, STDERR_FILE, STDOUT_FILE, safe_extract
+from leruli_prefect.storage.archive import RUN_SCRIPT, STDERR_FILE, STDOUT_FILE
 from leruli_prefect.storage.checked_upload import FileDigest
 from leruli_prefect.storage.job_files import FileStamp, stamp_inputs, upload_run_dir
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_file
+from leruli_prefect.storage.run_archive import unpack_run_archive
 from leruli_prefect.worker.retries import call_storage
 
 if TYPE_CHECKING:
@@ -31,17 +31,13 @@ def stage_in(
     retry_seconds: float = 0.0,
     stop: threading.Event | None = None,
 ) -> None:
-    """Make `run_dir` afresh and unpack the job's `run.tgz` into it; `stop` ends a wait for S3 at once."""
+    """Make `run_dir` afresh and unpack the job's `run.tgz` into it as it downloads; `stop` ends a wait for
+    S3 at once."""
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    archive = run_dir.with_suffix(".tgz")
-    try:
-        fetch = lambda: download_file(s3, bucket, ARCHIVE_KEY, archive)  # noqa: E731
-        call_storage(fetch, f"fetching {bucket}/run.tgz", retry_seconds, stop=stop)
-        safe_extract(archive, run_dir, max_unpacked_bytes)
-    finally:
-        archive.unlink(missing_ok=True)
+    fetch = lambda: unpack_run_archive(s3, bucket, run_dir, max_unpacked_bytes)  # noqa: E731
+    call_storage(fetch, f"fetching {bucket}/run.tgz", retry_seconds, stop=stop)
     if not (run_dir / RUN_SCRIPT).is_file():
         raise UnsafeArchiveError("run.tgz has no run.sh")
     clashes = [name for name in (STDOUT_FILE, STDERR_FILE) if (run_dir / name).exists()]
