@@ -172,8 +172,9 @@ osd crush update on start = false
 rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
 # RGW frees a deleted object's data only when its garbage collector gets to it, by default 2 h later: a day of
 # benchmarks (GiBs per staging run) then fills the 20 GiB block and the store refuses every write (seen here).
-rgw gc obj min wait = 120
-rgw gc processor period = 120
+# Not much sooner either: collecting GiBs while a benchmark runs slows the S3 it measures.
+rgw gc obj min wait = 1200
+rgw gc processor period = 600
 EOF
 }
 
