@@ -239,7 +239,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
 
     def _free_slot(self, flow_run_id: UUID) -> None:
         """The job's container has ended: its slot is free, and the next job is claimed while this one's
-        output, outputs and state go out (about half a second of round trips per job). Once per job."""
+        logs, files and final state go out (about half a second of round trips per job). Once per job."""
         if self.capacity.claim_of(flow_run_id) is None:
             return  # freed already
         self.capacity.wind_down(flow_run_id)
@@ -438,6 +438,11 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             memory = MemoryPeak(container).start()
             await watch.on_cancel(lambda: asyncio.to_thread(container_runner.kill_container, container))
             loop = asyncio.get_running_loop()
+
+            def exited() -> None:  # in wait_for_container's thread
+                with contextlib.suppress(RuntimeError):  # the loop has closed: the node is stopping
+                    loop.call_soon_threadsafe(self._free_slot, flow_run.id)
+
             try:
                 outcome = await asyncio.to_thread(
                     container_runner.wait_for_container,
@@ -445,7 +450,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                     run_dir,
                     spec.time_limit_s,
                     config.docker_retry_seconds,
-                    on_exit=lambda: loop.call_soon_threadsafe(self._free_slot, flow_run.id),
+                    on_exit=exited,
                 )
             finally:
                 peak_memory = await asyncio.to_thread(memory.stop)
