@@ -12,7 +12,7 @@ import tarfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from leruli_prefect.errors import SubmissionError, UnsafeArchiveError
 
@@ -64,8 +64,7 @@ def pack_directory(directory: Path, command: str, archive: Path | IO[bytes]) -> 
         for path in sorted(directory.iterdir())
         if path.name not in CLIENT_FILES and path.resolve() != inside
     ]
-    target = {"name": archive} if isinstance(archive, Path) else {"fileobj": archive}
-    with tarfile.open(mode="w:gz", compresslevel=compression_level(inputs), **target) as tar:
+    with tarfile.open(mode="w:gz", compresslevel=compression_level(inputs), **_tar_file(archive)) as tar:
         for path in inputs:
             tar.add(path, arcname=path.name, recursive=True)
         script = run_script(command).encode()
@@ -74,6 +73,11 @@ def pack_directory(directory: Path, command: str, archive: Path | IO[bytes]) -> 
         info.mode = 0o755
         tar.addfile(info, io.BytesIO(script))
     return len(inputs)
+
+
+def _tar_file(archive: Path | IO[bytes]) -> dict[str, Any]:
+    """`tarfile.open`'s argument for a path or for a file object."""
+    return {"name": archive} if isinstance(archive, Path) else {"fileobj": archive}
 
 
 def compression_level(inputs: list[Path]) -> int:
@@ -123,8 +127,7 @@ def safe_extract(
     """
     before = set(destination.iterdir())
     try:
-        source = {"name": archive} if isinstance(archive, Path) else {"fileobj": archive}
-        with tarfile.open(mode="r|gz", **source) as tar:
+        with tarfile.open(mode="r|gz", **_tar_file(archive)) as tar:
             tar.extractall(destination, members=_checked(tar, max_bytes), filter="data")
     except tarfile.FilterError as exc:
         _remove_new(destination, before)
