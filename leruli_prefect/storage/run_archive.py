@@ -18,7 +18,7 @@ from urllib3.exceptions import HTTPError
 
 from leruli_prefect.errors import StorageError
 from leruli_prefect.storage.archive import pack_directory, safe_extract
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, SINGLE_PUT_BYTES, upload_fileobj
+from leruli_prefect.storage.transfer import ARCHIVE_KEY, SINGLE_PUT_BYTES, download_error, upload_fileobj
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -47,12 +47,8 @@ def unpack_run_archive(s3: S3Client, bucket: str, run_dir: Path, max_unpacked_by
     """
     try:
         body = s3.get_object(Bucket=bucket, Key=ARCHIVE_KEY)["Body"]
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code", "") in {"404", "NoSuchKey", "NoSuchBucket"}:
-            raise StorageError(f"{bucket}/{ARCHIVE_KEY} does not exist") from exc
-        raise StorageError(f"cannot download {bucket}/{ARCHIVE_KEY}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise StorageError(f"cannot download {bucket}/{ARCHIVE_KEY}: {exc}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise download_error(exc, bucket, ARCHIVE_KEY) from exc
     try:
         with closing(body):
             safe_extract(body, run_dir, max_unpacked_bytes)

@@ -49,13 +49,16 @@ def put_empty(s3: S3Client, bucket: str, key: str) -> None:
 def download_file(s3: S3Client, bucket: str, key: str, path: Path) -> None:
     try:
         s3.download_file(bucket, key, str(path))
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        if code in {"404", "NoSuchKey", "NoSuchBucket"}:
-            raise StorageError(f"{bucket}/{key} does not exist") from exc
-        raise StorageError(f"cannot download {bucket}/{key}: {exc}") from exc
-    except BotoCoreError as exc:
-        raise StorageError(f"cannot download {bucket}/{key}: {exc}") from exc
+    except (ClientError, BotoCoreError) as exc:
+        raise download_error(exc, bucket, key) from exc
+
+
+def download_error(exc: ClientError | BotoCoreError, bucket: str, key: str) -> StorageError:
+    """Our error for a download S3 refused or failed: a missing object or bucket is named as such."""
+    code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+    if code in {"404", "NoSuchKey", "NoSuchBucket"}:
+        return StorageError(f"{bucket}/{key} does not exist")
+    return StorageError(f"cannot download {bucket}/{key}: {exc}")
 
 
 def list_keys(s3: S3Client, bucket: str) -> list[str]:
