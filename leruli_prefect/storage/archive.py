@@ -59,11 +59,7 @@ def pack_directory(directory: Path, command: str, archive: Path | IO[bytes]) -> 
     """
     check_inputs(directory)
     inside = archive.resolve() if isinstance(archive, Path) else None  # never pack the archive into itself
-    inputs = [
-        path
-        for path in sorted(directory.iterdir())
-        if path.name not in CLIENT_FILES and path.resolve() != inside
-    ]
+    inputs = [path for path in _top_inputs(directory) if path.resolve() != inside]
     with tarfile.open(mode="w:gz", compresslevel=compression_level(inputs), **_tar_file(archive)) as tar:
         for path in inputs:
             tar.add(path, arcname=path.name, recursive=True)
@@ -73,6 +69,18 @@ def pack_directory(directory: Path, command: str, archive: Path | IO[bytes]) -> 
         info.mode = 0o755
         tar.addfile(info, io.BytesIO(script))
     return len(inputs)
+
+
+def archive_size_bound(directory: Path) -> int:
+    """An upper estimate of what `pack_directory` writes for `directory` (the files, tar's headers and
+    padding, gzip's stored blocks), from the file sizes alone: it sets the part size of the upload."""
+    files = _regular_files(_top_inputs(directory))
+    content = sum(size for _, size in files)
+    return content + content // 100 + 2048 * (len(files) + 2) + 1024 * 1024
+
+
+def _top_inputs(directory: Path) -> list[Path]:
+    return [path for path in sorted(directory.iterdir()) if path.name not in CLIENT_FILES]
 
 
 def _tar_file(archive: Path | IO[bytes]) -> dict[str, Any]:

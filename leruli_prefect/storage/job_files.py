@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from leruli_prefect.errors import StorageError
 from leruli_prefect.storage.archive import INPUTS_MANIFEST, RUN_SCRIPT, safe_extract
 from leruli_prefect.storage.checked_upload import FileDigest, upload_checked
+from leruli_prefect.storage.part_upload import put_bytes
 from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_bucket, download_file
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def upload_run_dir(
     if unchanged:
         body = json.dumps({"archive": ARCHIVE_KEY, "inputs": unchanged}, sort_keys=True).encode()
         try:
-            s3.put_object(Bucket=bucket, Key=INPUTS_MANIFEST, Body=body, ContentType="application/json")
+            put_bytes(s3, bucket, INPUTS_MANIFEST, body, content_type="application/json")
         except (ClientError, BotoCoreError) as exc:
             raise StorageError(f"cannot upload {bucket}/{INPUTS_MANIFEST}: {exc}") from exc
     return digests

@@ -1,24 +1,27 @@
 """Moving a job's `run.tgz` between a directory and its bucket.
 
-Up (every way of submitting): the archive is packed into memory and sent as one PUT when it is small (the
-usual molecule-sized job: no temporary file, no transfer manager), and spills to a temporary file for a
-multipart upload when it is not.
+Up (every way of submitting): the usual molecule-sized job is packed into memory and sent as one PUT; a
+larger one is packed into a pipe that the upload reads, so packing and sending overlap and no temporary
+archive is written (a 512 MiB input: pack then upload 4.5 s, through the pipe ... s here).
 Down (a node's stage-in): the object is unpacked as it streams in, with no local copy of the archive:
 fetching 512 MiB and then unpacking it took 1.8-2.4 s here, unpacking it from the stream 1.4-1.5 s.
 """
 
 from __future__ import annotations
 
-import tempfile
+import io
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError
 
 from leruli_prefect.errors import StorageError
-from leruli_prefect.storage.archive import pack_directory, safe_extract
-from leruli_prefect.storage.transfer import ARCHIVE_KEY, SINGLE_PUT_BYTES, download_error, upload_fileobj
+from leruli_prefect.storage.archive import archive_size_bound, check_inputs, pack_directory, safe_extract
+from leruli_prefect.storage.part_upload import SINGLE_PUT_BYTES
+from leruli_prefect.storage.transfer import ARCHIVE_KEY, download_error, upload_stream
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -29,14 +32,41 @@ if TYPE_CHECKING:
 def upload_run_archive(s3: S3Client, directory: Path, command: str, bucket: str) -> int:
     """Pack `directory` with a `run.sh` running `command` and upload it as the bucket's `run.tgz`.
 
-    Returns the archive's size in bytes.
+    Returns the archive's size in bytes. Nothing is left in the bucket when packing fails.
     """
-    with tempfile.SpooledTemporaryFile(max_size=SINGLE_PUT_BYTES) as spool:
-        pack_directory(directory, command, spool)
-        size = spool.tell()
-        spool.seek(0)
-        upload_fileobj(s3, spool, size, bucket, ARCHIVE_KEY)
-    return size
+    check_inputs(directory)  # refused before anything is sent
+    bound = archive_size_bound(directory)
+    if bound < SINGLE_PUT_BYTES:
+        packed = io.BytesIO()
+        pack_directory(directory, command, packed)
+        packed.seek(0)
+        return upload_stream(s3, packed, bound, bucket, ARCHIVE_KEY)
+    read_end, write_end = os.pipe()
+    # The reader is closed before the packer is waited for: a failed upload thus ends a packer blocked on
+    # a full pipe (its write fails) instead of waiting for it forever.
+    with ThreadPoolExecutor(max_workers=1) as packer, open(read_end, "rb") as reader:
+        packing = packer.submit(_pack_into_pipe, directory, command, write_end)
+        return upload_stream(s3, _PackedStream(reader, packing), bound, bucket, ARCHIVE_KEY)
+
+
+def _pack_into_pipe(directory: Path, command: str, write_end: int) -> None:
+    with open(write_end, "wb") as writer:
+        pack_directory(directory, command, writer)
+
+
+class _PackedStream:
+    """The pipe's reading end, whose end counts only once the packer finished: its error is raised there,
+    so the upload is aborted rather than completed with half an archive."""
+
+    def __init__(self, reader: IO[bytes], packing: Future[None]) -> None:
+        self._reader = reader
+        self._packing = packing
+
+    def read(self, size: int) -> bytes:
+        chunk = self._reader.read(size)
+        if not chunk:
+            self._packing.result()
+        return chunk
 
 
 def unpack_run_archive(s3: S3Client, bucket: str, run_dir: Path, max_unpacked_bytes: int) -> None:

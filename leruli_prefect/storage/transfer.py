@@ -3,45 +3,44 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from leruli_prefect.errors import StorageError
+from leruli_prefect.storage.part_upload import Readable, part_size_for, put_bytes, read_parts, send_parts
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 ARCHIVE_KEY = "run.tgz"
-# Below boto3's multipart threshold a file is one PUT: `put_object` sends it without the transfer manager
-# `upload_file` builds (and tears down) for every call, which made small uploads a third slower here.
-SINGLE_PUT_BYTES = 8 * 1024 * 1024
 
 
 def upload_file(s3: S3Client, path: Path, bucket: str, key: str) -> None:
+    """Upload `path` as `key`, every request with its `Content-MD5` (storage/part_upload.py).
+
+    A small file is one `put_object`: boto3's `upload_file` builds (and tears down) a transfer manager for
+    every call, which made small uploads a third slower here.
+    """
     try:
-        if path.stat().st_size < SINGLE_PUT_BYTES:
-            s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
-        else:
-            s3.upload_file(str(path), bucket, key)
+        with open(path, "rb") as handle:
+            send_parts(s3, read_parts(handle, part_size_for(path.stat().st_size)), bucket, key)
     except (ClientError, BotoCoreError) as exc:
         raise StorageError(f"cannot upload {path} to {bucket}/{key}: {exc}") from exc
 
 
-def upload_fileobj(s3: S3Client, handle: IO[bytes], size: int, bucket: str, key: str) -> None:
-    """Upload `size` bytes from `handle` (at its start), as `upload_file` does a file."""
+def upload_stream(s3: S3Client, handle: Readable, size_bound: int, bucket: str, key: str) -> int:
+    """Upload what `handle` gives until its end (at most about `size_bound` bytes, which sets the part
+    size) as `key`; returns the number of bytes sent."""
     try:
-        if size < SINGLE_PUT_BYTES:
-            s3.put_object(Bucket=bucket, Key=key, Body=handle.read())
-        else:
-            s3.upload_fileobj(handle, bucket, key)
+        return send_parts(s3, read_parts(handle, part_size_for(size_bound)), bucket, key).size
     except (ClientError, BotoCoreError) as exc:
         raise StorageError(f"cannot upload to {bucket}/{key}: {exc}") from exc
 
 
 def put_empty(s3: S3Client, bucket: str, key: str) -> None:
     try:
-        s3.put_object(Bucket=bucket, Key=key, Body=b"")
+        put_bytes(s3, bucket, key, b"")
     except (ClientError, BotoCoreError) as exc:
         raise StorageError(f"cannot write {bucket}/{key}: {exc}") from exc
 

@@ -14,6 +14,7 @@ from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_buc
 from leruli_prefect.storage.checked_upload import CorruptUploadError, digest_file, upload_checked
 from leruli_prefect.storage.job_files import upload_run_dir
 from leruli_prefect.storage.s3_client import make_s3_client
+from tests.storage.s3_doubles import DamagingS3
 
 MB = 1024 * 1024
 
@@ -66,23 +67,6 @@ def test_multipart_etag_is_md5_of_part_md5s(tmp_path: Path) -> None:
     digest = digest_file(path, "big")
     assert digest.etag == expected
     assert digest.sha256 == hashlib.sha256(content).hexdigest()
-
-
-class DamagingS3:
-    """A real S3 client whose multipart uploads have one byte of part `damaged_part` flipped on the way."""
-
-    def __init__(self, s3: Any, damaged_part: int) -> None:
-        self._s3 = s3
-        self.damaged_part = damaged_part
-
-    def upload_part(self, **kwargs: Any) -> Any:
-        if kwargs["PartNumber"] == self.damaged_part:
-            body = kwargs["Body"]
-            kwargs["Body"] = bytes([body[0] ^ 1]) + body[1:]
-        return self._s3.upload_part(**kwargs)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._s3, name)
 
 
 def test_real_s3_refuses_a_damaged_part_and_nothing_is_left(tmp_path: Path, s3_env: dict[str, str]) -> None:

@@ -9,15 +9,18 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from leruli_prefect.errors import StorageError
+from leruli_prefect.storage import run_archive
 from leruli_prefect.storage.archive import pack_directory
 from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
 from leruli_prefect.storage.run_archive import unpack_run_archive, upload_run_archive
 from leruli_prefect.storage.s3_client import make_s3_client
 from leruli_prefect.worker.retries import is_transient_storage_error
+from tests.storage.s3_doubles import DamagingS3
 
 MB = 1024 * 1024
 
@@ -97,3 +100,32 @@ class _half_answering_s3:  # noqa: N801 - used as a context manager
                 request += connection.recv(65536)
             head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(self._body)}\r\n\r\n".encode()
             connection.sendall(head + self._body[: len(self._body) // 2])
+
+
+def test_a_packing_failure_leaves_nothing_in_the_bucket(
+    s3,  # noqa: ANN001
+    bucket: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Packed into the upload: an archive that breaks off is not completed as a shorter one."""
+    (tmp_path / "input.bin").write_bytes(os.urandom(9 * MB))  # past one PUT: packed through the pipe
+
+    def fail_midway(directory: Path, command: str, archive: Any) -> int:
+        archive.write(os.urandom(20 * MB))
+        raise OSError("input.bin: read error")
+
+    monkeypatch.setattr(run_archive, "pack_directory", fail_midway)
+    with pytest.raises(OSError, match="read error"):
+        upload_run_archive(s3, tmp_path, "true", bucket)
+    assert s3.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.timeout(120)
+def test_a_failed_upload_ends_the_packing(s3, bucket: str, tmp_path: Path) -> None:  # noqa: ANN001
+    """The packer, blocked on a full pipe once the upload gave up, is not waited for forever."""
+    (tmp_path / "input.bin").write_bytes(os.urandom(64 * MB))
+    with pytest.raises(StorageError, match="BadDigest"):
+        upload_run_archive(DamagingS3(s3, damaged_part=1), tmp_path, "true", bucket)
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
