@@ -24,6 +24,8 @@ from prefect.client.schemas.filters import (
     WorkPoolFilterType,
 )
 from prefect.client.schemas.objects import StateType
+from prefect.client.schemas.sorting import FlowRunSort
+from prefect.settings import PREFECT_API_DEFAULT_LIMIT
 from prefect.states import Crashed, Scheduled
 
 from leruli_prefect.attempts import HOLDER_LABEL, LOST_REASON, attempt_of, write_off_labels
@@ -82,10 +84,7 @@ async def sweep_once(
     up_since: datetime | None = None,
 ) -> list[FlowRun]:
     """Write off every held run whose holder is lost; returns those runs (`up_since`: see `is_lost`)."""
-    held = await prefect.read_flow_runs(
-        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_HELD))),
-        work_pool_filter=WorkPoolFilter(type=WorkPoolFilterType(any_=[WORKER_TYPE])),
-    )
+    held = await _held_runs(prefect)
     if not held:
         return []
     now = datetime.now(UTC)
@@ -97,14 +96,55 @@ async def sweep_once(
         if not isinstance(holder, str) or not holder or pool is None:
             continue  # claimed a moment ago, not yet labelled by its new holder (a write-off blanks it)
         if pool not in workers:
-            workers[pool] = {w.name: w for w in await prefect.read_workers_for_work_pool(pool, limit=200)}
+            workers[pool] = {w.name: w for w in await _pool_workers(prefect, pool)}
         lost = is_lost(
             workers[pool].get(holder), now, lost_after_heartbeats=lost_after_heartbeats, up_since=up_since
         )
-        if lost:
+        if not lost:
+            continue
+        try:
             await write_off(prefect, flow_run, holder, max_attempts=max_attempts)
-            written_off.append(flow_run)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # one run that cannot be written off must not hide the ones after it
+            logger.warning("job %s: cannot write off lost node %s: %s", flow_run.id, holder, exc)
+            continue
+        written_off.append(flow_run)
     return written_off
+
+
+async def _held_runs(prefect: PrefectClient) -> list[FlowRun]:
+    """Every Pending or Running run of leruli pools, page by page: the server answers at most a page at a
+    time, and a lost node's run past the first page would otherwise never be written off."""
+    runs: list[FlowRun] = []
+    page_size = _page_size()
+    while True:
+        page = await prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=_HELD))),
+            work_pool_filter=WorkPoolFilter(type=WorkPoolFilterType(any_=[WORKER_TYPE])),
+            sort=FlowRunSort.ID_DESC,
+            limit=page_size,
+            offset=len(runs),
+        )
+        runs.extend(page)
+        if len(page) < page_size:
+            return runs
+
+
+async def _pool_workers(prefect: PrefectClient, pool: str) -> list[Worker]:
+    """Every worker of `pool`, page by page (a holder not read would count as unknown, never as lost)."""
+    workers: list[Worker] = []
+    page_size = _page_size()
+    while True:
+        page = await prefect.read_workers_for_work_pool(pool, limit=page_size, offset=len(workers))
+        workers.extend(page)
+        if len(page) < page_size:
+            return workers
+
+
+def _page_size() -> int:
+    """The most Prefect's API returns per read (`PREFECT_API_DEFAULT_LIMIT`, 200 unless set)."""
+    return PREFECT_API_DEFAULT_LIMIT.value()
 
 
 def is_lost(
