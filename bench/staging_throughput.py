@@ -23,6 +23,7 @@ from bench.results_table import Figure
 from bench.timing import timed
 from leruli_prefect.storage.buckets import create_bucket, new_bucket_name
 from leruli_prefect.storage.job_files import download_run_dir
+from tests import stack
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,21 +42,6 @@ def write_random_file(path: Path, size: int) -> None:
     with open(path, "wb") as handle:
         for _ in range(size // _CHUNK):
             handle.write(os.urandom(_CHUNK))
-
-
-def boto3_as_it_comes(bench: BenchStack) -> S3Client:
-    """A client with boto3's defaults: over plain http it signs every payload (a SHA-256 of each byte)."""
-    import boto3
-    from botocore.config import Config
-
-    return boto3.client(
-        "s3",
-        endpoint_url=bench.s3_env["LERULI_S3_SERVER"],
-        aws_access_key_id=bench.s3_env["LERULI_S3_ACCESS"],
-        aws_secret_access_key=bench.s3_env["LERULI_S3_SECRET"],
-        region_name="us-east-1",
-        config=Config(s3={"addressing_style": "path"}),
-    )
 
 
 def direct_transfers(bench: BenchStack, s3: S3Client, source: Path, work: Path) -> float:
@@ -93,7 +79,8 @@ def measure(bench: BenchStack, events: ContainerEvents) -> list[Figure]:
     job_dir.mkdir(parents=True)
     write_random_file(job_dir / "input.bin", HALF_GIB)
     try:
-        direct = direct_transfers(bench, boto3_as_it_comes(bench), job_dir / "input.bin", work)
+        # boto3 as it comes (over plain http it signs every payload), then with our client's settings
+        direct = direct_transfers(bench, stack.s3_client(bench.s3_env), job_dir / "input.bin", work)
         unsigned = direct_transfers(bench, bench.s3(), job_dir / "input.bin", work)
         job, container = through_job(bench, events, job_dir)
     finally:

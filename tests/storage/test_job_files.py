@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from leruli_prefect.storage.archive import INPUTS_MANIFEST, pack_directory, safe_extract
-from leruli_prefect.storage.buckets import create_bucket, new_bucket_name
 from leruli_prefect.storage.job_files import download_run_dir, stamp_inputs, upload_run_dir
 from leruli_prefect.storage.transfer import ARCHIVE_KEY, list_keys, upload_file
 from tests import stack
@@ -18,17 +16,8 @@ from tests import stack
 
 @pytest.fixture
 def s3(s3_env: dict[str, str]) -> Any:
+    """A plain boto3 client (signed payloads): the bucket's files are the same either way."""
     return stack.s3_client(s3_env)
-
-
-@pytest.fixture
-def bucket(s3: Any) -> Iterator[str]:
-    name = new_bucket_name()
-    create_bucket(s3, name)
-    yield name
-    for key in list_keys(s3, name):
-        s3.delete_object(Bucket=name, Key=key)
-    s3.delete_bucket(Bucket=name)
 
 
 def _ran_job(s3: Any, bucket: str, tmp_path: Path) -> tuple[Path, Path, bytes]:

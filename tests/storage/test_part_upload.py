@@ -4,33 +4,17 @@ PUT or one part of a multipart upload, and nothing is left of it; the payload it
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from leruli_prefect.errors import StorageError
-from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
 from leruli_prefect.storage.part_upload import send_parts
-from leruli_prefect.storage.s3_client import make_s3_client
 from leruli_prefect.storage.transfer import upload_file
 from tests.storage.s3_doubles import DamagingS3
 
 MB = 1024 * 1024
-
-
-@pytest.fixture
-def s3(s3_env: dict[str, str]):  # noqa: ANN201 - a boto3 client
-    return make_s3_client(s3_env["LERULI_S3_SERVER"], s3_env["LERULI_S3_ACCESS"], s3_env["LERULI_S3_SECRET"])
-
-
-@pytest.fixture
-def bucket(s3) -> Iterator[str]:  # noqa: ANN001
-    name = new_bucket_name()
-    create_bucket(s3, name)
-    yield name
-    delete_bucket(s3, name)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,26 +15,12 @@ import pytest
 from leruli_prefect.errors import StorageError
 from leruli_prefect.storage import run_archive
 from leruli_prefect.storage.archive import pack_directory
-from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
 from leruli_prefect.storage.run_archive import unpack_run_archive, upload_run_archive
 from leruli_prefect.storage.s3_client import make_s3_client
 from leruli_prefect.worker.retries import is_transient_storage_error
 from tests.storage.s3_doubles import DamagingS3
 
 MB = 1024 * 1024
-
-
-@pytest.fixture
-def s3(s3_env: dict[str, str]):  # noqa: ANN201 - a boto3 client
-    return make_s3_client(s3_env["LERULI_S3_SERVER"], s3_env["LERULI_S3_ACCESS"], s3_env["LERULI_S3_SECRET"])
-
-
-@pytest.fixture
-def bucket(s3) -> Iterator[str]:  # noqa: ANN001
-    name = new_bucket_name()
-    create_bucket(s3, name)
-    yield name
-    delete_bucket(s3, name)
 
 
 @pytest.mark.parametrize("big_bytes", [0, 20 * MB], ids=["one-put", "multipart"])
