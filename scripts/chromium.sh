@@ -12,14 +12,19 @@ UI_TEST_DIR="$REPO_DIR/tests/ui"
 
 log() { echo "chromium.sh: $*" >&2; }
 
-if [ ! -x /usr/bin/chromium ] || ! command -v npm >/dev/null 2>&1; then
+# Only what is missing: a Node.js from elsewhere (NodeSource's) brings its own npm, and conflicts with
+# Debian's `npm` package, so asking apt for npm beside it fails.
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ "${#missing[@]}" -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || { log "error: run as root to install chromium"; exit 1; }
+        command -v sudo >/dev/null 2>&1 || { log "error: run as root to install ${missing[*]}"; exit 1; }
         exec sudo -E "$SCRIPT_DIR/$(basename "$0")" "$@"
     fi
-    log "installing Debian's chromium and npm"
+    log "installing Debian's ${missing[*]}"
     apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium npm >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 # playwright-core 1.65 (pinned in package-lock.json) needs Node 20 or newer; Debian 12's own nodejs is 18.
