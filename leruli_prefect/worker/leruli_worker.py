@@ -42,6 +42,7 @@ from leruli_prefect.worker import (
     leftovers,
     pending_states,
     poll_window,
+    ready_line,
     result_record,
     staging,
 )
@@ -135,16 +136,18 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
 
     def __init__(self, *args: Any, node_config: NodeConfig | None = None, **kwargs: Any) -> None:
         self.node_config = node_config or _node_config_from_settings()
-        # Runs in hand: one per slot running, and one per slot winding down (its container has ended, its
-        # outputs and state are on their way out) while the slot's next job is claimed and starts.
-        kwargs.setdefault("limit", 2 * self.node_config.slots)
+        # Runs in hand: one per slot running, one per slot winding down (its container has ended, its
+        # outputs and state are on their way out) while the slot's next job starts, and those held ready.
+        kwargs.setdefault("limit", 2 * self.node_config.slots + self.node_config.prefetch)
         super().__init__(*args, **kwargs)
         self.capacity = NodeCapacity(
             cores=self.node_config.cores,
             memory_mb=self.node_config.memory_mb,
             slots=self.node_config.slots,
             cpu_ids=sorted(os.sched_getaffinity(0)),
+            line=self.node_config.prefetch,
         )
+        self._line = ready_line.ReadyLine(self.capacity, self.node_config.prefetch_hold_seconds)
         self._docker: docker.DockerClient | None = None
         self._s3: S3Client | None = None
         self._polling = asyncio.Lock()
@@ -227,9 +230,10 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 # A claim whose run the base class no longer holds (Pending refused: cancelled, or taken by
                 # another node) is free again; the base class holds a limiter token for every run in hand.
                 self.capacity.release_all_but(self.limiter.statistics().borrowers)
+                self._line.admit()
                 if self.limiter.available_tokens < 1:
                     return []
-            if not self.capacity.has_free_slot():
+            if not self.capacity.has_room():
                 return []
             return await self._gateway.try_once(super().get_and_submit_flow_runs, "asking for jobs") or []
 
@@ -243,6 +247,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         if self.capacity.claim_of(flow_run_id) is None:
             return  # freed already
         self.capacity.wind_down(flow_run_id)
+        self._line.admit()
         self._poll_when_freed()
 
     def _poll_when_freed(self, flow_run_id: UUID | None = None) -> None:
@@ -281,7 +286,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         """
         offered = await self._scheduled_runs(poll_window.WINDOW)
         taken, blocked = self._take(spread_among_equals(offered, lambda offer: _asked(offer.flow_run)))
-        if not blocked and len(offered) >= poll_window.WINDOW and self.capacity.has_free_slot():
+        if not blocked and len(offered) >= poll_window.WINDOW and self.capacity.has_room():
             further, _ = self._take(await self._scheduled_runs(None))
             taken += further
         return taken
@@ -309,7 +314,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             cores, memory_mb = _asked(flow_run)
             if not self.capacity.fits_node(cores=cores, memory_mb=memory_mb):
                 continue  # never ours: left for a bigger node
-            if self.capacity.reserve(flow_run.id, cores=cores, memory_mb=memory_mb) is None:
+            if not self.capacity.reserve_or_wait(flow_run.id, cores=cores, memory_mb=memory_mb):
                 return taken, True  # a later, smaller job does not overtake this one
             taken.append(response)
         return taken, False
@@ -335,6 +340,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             await (removal or asyncio.to_thread(staging.remove_run_dir, run_dir))
             # In hand until its final state is set: a run requeued meanwhile is not claimed here again.
             self.capacity.release(flow_run.id)
+            self._line.admit()
             started.report(name)  # the base class waits for it even when no container ran
             self._poll_when_freed(flow_run.id)
         return LeruliWorkerResult(identifier=name, status_code=0)
@@ -361,12 +367,15 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             spec = JobSpec.model_validate(flow_run.parameters)
         except ValidationError as exc:
             return Failed(message=f"invalid job parameters: {exc.error_count()} error(s)")
-        # The inputs come down while the Running proposal is on its way: the proposal's round trip through
-        # the gateway no longer delays the container's start. A refused run's inputs are dropped again, and
-        # a stage-in still waiting for S3 stops at once instead of holding the slot.
+        # The inputs come down while the run waits in line for a slot (if it was claimed ahead) and while
+        # the Running proposal is on its way: neither delays the container's start. A refused run's inputs
+        # are dropped again, and a stage-in still waiting for S3 stops at once instead of holding the slot.
         stop_staging = threading.Event()
         prepared = asyncio.create_task(self._prepare(spec, run_dir, stop_staging))
         try:
+            if not await self._await_slot(flow_run):
+                await _discard(prepared, run_dir, stop_staging)
+                return None
             accepted = await self._gateway.call(
                 lambda: self.client.set_flow_run_state(flow_run.id, Running(message=f"on node {self.name}")),
                 f"starting job {flow_run.id}",
@@ -389,6 +398,51 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             final = await self._run_job(flow_run, spec, run_dir, started, watch, prepared)
             watching.cancel_scope.cancel()
         return final
+
+    async def _await_slot(self, flow_run: FlowRun) -> bool:
+        """Wait for a slot if the run is held ready in line (`ready_line`): True once it holds one, False
+        when it is no longer this node's to run (given back to the queue, cancelled, or written off)."""
+        if not self.capacity.is_waiting(flow_run.id):
+            return True
+        watch = CancelWatch(
+            self.client, flow_run.id, interval=self.node_config.cancel_poll_seconds, node_name=self.name
+        )
+
+        async def leave_line() -> None:
+            self._line.cancel(flow_run.id)
+
+        async with anyio.create_task_group() as watching:
+            watching.start_soon(watch.watch)
+            await watch.on_cancel(leave_line)
+            admitted = await self._wait_in_line(flow_run, watch)
+            watching.cancel_scope.cancel()
+        return admitted
+
+    async def _wait_in_line(self, flow_run: FlowRun, watch: CancelWatch) -> bool:
+        while True:
+            turn = await self._line.wait(flow_run.id)
+            if turn is ready_line.Turn.ADMITTED:
+                return True
+            if turn is ready_line.Turn.CANCELLED:
+                if not watch.lost:  # a written-off run is its newer attempt's: no state from us
+                    await self._finish_cancel(flow_run.id)
+                return False
+            hold = self.node_config.prefetch_hold_seconds
+            if await ready_line.give_back(self.client, flow_run, self.name, hold):
+                self.capacity.give_back(flow_run.id)
+                self.get_flow_run_logger(flow_run).info(
+                    "job %s back in the queue: no slot freed here within %g s", flow_run.id, hold
+                )
+                return False
+
+    async def _cancel_run(self, flow_run_id: UUID) -> None:
+        """Prefect's cancel of a claimed run that never started; a run held ready in line ends itself.
+
+        The one other private hook of `BaseWorker` we override (tests/worker/test_ready_line.py checks it):
+        its Cancelled, set beside the run's own give-back, could be followed by that give-back's Scheduled,
+        which Prefect accepts, and the cancelled job would run after all."""
+        if not self._line.cancel(flow_run_id):
+            await super()._cancel_run(flow_run_id)
 
     async def _prepare(self, spec: JobSpec, run_dir: Path, stop: threading.Event) -> None:
         """Stage the inputs in (Docker is left alone until the run is ours: a code may have to be loaded)."""
