@@ -5,6 +5,7 @@ Blocking calls; the worker runs them in a thread.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import time
 from collections.abc import Callable
@@ -79,16 +80,31 @@ def start_container(
     node: str | None = None,
     attempt: int = 1,
 ) -> Container:
-    """Start the job's container, detached, with every limit of the job contract.
+    """Create the job's container and start it (see `create_container` and `start_created`)."""
+    container = create_container(client, spec, run_dir, flow_run_id, user=user, node=node, attempt=attempt)
+    start_created(container, cpuset)
+    return container
 
-    `user` is the node's `UID:GID` for jobs (the run dir must be writable by it); `cpuset` pins the job to
-    its own CPUs (then `nproc` inside equals the cores asked for), on top of the CPU quota.
+
+def create_container(
+    client: docker.DockerClient,
+    spec: JobSpec,
+    run_dir: Path,
+    flow_run_id: str,
+    *,
+    user: str | None = None,
+    node: str | None = None,
+    attempt: int = 1,
+) -> Container:
+    """Create the job's container, not started yet, with every limit of the job contract but its CPUs.
+
+    `user` is the node's `UID:GID` for jobs (the run dir must be writable by it). A job held ready has its
+    container made while it waits for a slot: the slot's path keeps only the start.
     """
-    return client.containers.run(
+    return client.containers.create(
         image=spec.image,
         command=["/bin/bash", f"{RUNDIR}/{RUN_SCRIPT}"],
         name=container_name(flow_run_id, attempt),
-        detach=True,
         working_dir=RUNDIR,
         volumes={str(run_dir.resolve()): {"bind": RUNDIR, "mode": "rw"}},
         environment=thread_environment(spec.cores),
@@ -99,7 +115,6 @@ def start_container(
         mem_limit=f"{spec.memory_mb}m",
         memswap_limit=f"{spec.memory_mb}m",
         nano_cpus=spec.cores * 1_000_000_000,
-        cpuset_cpus=cpuset,
         user=user,
         labels={
             FLOW_RUN_LABEL: flow_run_id,
@@ -107,6 +122,22 @@ def start_container(
             **({NODE_LABEL: node} if node else {}),
         },
     )
+
+
+def start_created(container: Container, cpuset: str | None) -> None:
+    """Pin a created container to its slot's CPUs (then `nproc` inside equals the cores asked for, on top of
+    the CPU quota) and start it."""
+    if cpuset is not None:
+        container.update(cpuset_cpus=cpuset)
+    container.start()
+
+
+def remove_unstarted(container: Container) -> None:
+    """Remove a container made for a job that will not start here after all."""
+    import docker.errors
+
+    with contextlib.suppress(docker.errors.NotFound):
+        container.remove(force=True)
 
 
 def kill_container(container: Container) -> None:

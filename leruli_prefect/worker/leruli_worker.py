@@ -17,7 +17,7 @@ import os
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 import anyio
@@ -56,6 +56,7 @@ from leruli_prefect.worker.retries import Backoff, GatewayLink
 
 if TYPE_CHECKING:
     import docker
+    from docker.models.containers import Container
     from mypy_boto3_s3 import S3Client
     from prefect.client.orchestration import PrefectClient
     from prefect.client.schemas.objects import FlowRun, WorkPool
@@ -371,7 +372,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         # the Running proposal is on its way: neither delays the container's start. A refused run's inputs
         # are dropped again, and a stage-in still waiting for S3 stops at once instead of holding the slot.
         stop_staging = threading.Event()
-        prepared = asyncio.create_task(self._prepare(spec, run_dir, stop_staging))
+        prepared = asyncio.create_task(self._prepare(flow_run, spec, run_dir, stop_staging))
         try:
             if not await self._await_slot(flow_run):
                 await _discard(prepared, run_dir, stop_staging)
@@ -444,8 +445,11 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         if not self._line.cancel(flow_run_id):
             await super()._cancel_run(flow_run_id)
 
-    async def _prepare(self, spec: JobSpec, run_dir: Path, stop: threading.Event) -> None:
-        """Stage the inputs in (Docker is left alone until the run is ours: a code may have to be loaded)."""
+    async def _prepare(
+        self, flow_run: FlowRun, spec: JobSpec, run_dir: Path, stop: threading.Event
+    ) -> _Prepared:
+        """Everything a job's start needs but its slot: the inputs staged in and handed over to the job's
+        user, its image (a published code is loaded from its bucket), and its container made."""
         s3 = await self._s3_client()
         config = self.node_config
         await asyncio.to_thread(
@@ -457,6 +461,23 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             config.storage_retry_seconds,
             stop,
         )
+        if stop.is_set():
+            raise _NotNeeded
+        engine = self._docker_client()
+        await asyncio.to_thread(images.ensure_image, engine, config, spec.image)
+        await asyncio.to_thread(staging.hand_over, run_dir, config.container_user)
+        inputs = await asyncio.to_thread(staging.input_stamps, run_dir)
+        container = await asyncio.to_thread(
+            container_runner.create_container,
+            engine,
+            spec,
+            run_dir,
+            str(flow_run.id),
+            user=config.container_user,
+            node=leftovers.node_label_value(config.data_dir),
+            attempt=attempt_of(flow_run.labels),
+        )
+        return _Prepared(inputs, container)
 
     async def _run_job(
         self,
@@ -465,29 +486,23 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         run_dir: Path,
         started: _StartReport,
         watch: CancelWatch,
-        prepared: asyncio.Task[None],
+        prepared: asyncio.Task[_Prepared],
     ) -> State[Any] | None:
         config = self.node_config
         claim = self.capacity.claim_of(flow_run.id)
         try:
-            await prepared
+            inputs, container = await prepared
             if watch.requested:
+                await asyncio.to_thread(container_runner.remove_unstarted, container)
                 return Cancelled(message=watch.message)
-            await asyncio.to_thread(images.ensure_image, self._docker_client(), config, spec.image)
             s3 = await self._s3_client()
-            await asyncio.to_thread(staging.hand_over, run_dir, config.container_user)
-            inputs = await asyncio.to_thread(staging.input_stamps, run_dir)
-            container = await asyncio.to_thread(
-                container_runner.start_container,
-                self._docker_client(),
-                spec,
-                run_dir,
-                str(flow_run.id),
-                user=config.container_user,
-                cpuset=claim.cpuset if claim else None,
-                node=leftovers.node_label_value(config.data_dir),
-                attempt=attempt_of(flow_run.labels),
-            )
+            try:
+                await asyncio.to_thread(
+                    container_runner.start_created, container, claim.cpuset if claim else None
+                )
+            except BaseException:
+                await asyncio.to_thread(container_runner.remove_unstarted, container)
+                raise
             started.report(container.name)
             memory = MemoryPeak(container).start()
             await watch.on_cancel(lambda: asyncio.to_thread(container_runner.kill_container, container))
@@ -732,11 +747,25 @@ class _StartReport:
             self._task_status = None
 
 
-async def _discard(prepared: asyncio.Task[None], run_dir: Path, stop: threading.Event) -> None:
-    """Stop a preparation that is not needed any more, wait for it whatever its outcome, drop its run dir."""
+class _Prepared(NamedTuple):
+    """A claimed job ready to start: its inputs as handed over (stage-out skips those unchanged) and its
+    container, made but not started."""
+
+    inputs: dict[str, Any]
+    container: Container
+
+
+class _NotNeeded(Exception):
+    """A preparation stopped because its job will not start here."""
+
+
+async def _discard(prepared: asyncio.Task[_Prepared], run_dir: Path, stop: threading.Event) -> None:
+    """Stop a preparation that is not needed any more, wait for it whatever its outcome, drop its container
+    (if made) and its run dir."""
     stop.set()
     with contextlib.suppress(Exception):
-        await prepared
+        _, container = await prepared
+        await asyncio.to_thread(container_runner.remove_unstarted, container)
     await asyncio.to_thread(staging.remove_run_dir, run_dir)
 
 

@@ -111,3 +111,32 @@ def test_memory_limit_ends_out_of_memory(engine: docker.DockerClient, tmp_path: 
     )
     assert outcome.oom_killed
     assert outcome.exit_code != 0
+
+
+def test_a_container_made_ahead_starts_on_the_cpus_of_its_slot(
+    engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    """A job held ready has its container made while it waits: unpinned and not running until its start."""
+    (tmp_path / "run.sh").write_text("#!/bin/bash\ngrep Cpus_allowed_list /proc/self/status > cpus.txt\n")
+    tmp_path.chmod(0o777)
+    spec = JobSpec(image=TEST_IMAGE, command="grep", bucket="leruli-" + "f" * 32)
+    container = container_runner.create_container(engine, spec, tmp_path, "ahead")
+    try:
+        made = engine.api.inspect_container(container.id)
+        assert made["State"]["Status"] == "created" and not made["HostConfig"]["CpusetCpus"]
+        container_runner.start_created(container, "0")
+        outcome = container_runner.wait_for_container(container, tmp_path, spec.time_limit_s)
+    finally:
+        container_runner.remove_unstarted(container)  # gone already: no error
+    assert outcome.exit_code == 0
+    assert (tmp_path / "cpus.txt").read_text().split()[-1] == "0"
+
+
+def test_a_container_made_for_a_job_that_never_starts_is_removed(
+    engine: docker.DockerClient, tmp_path: Path
+) -> None:
+    spec = JobSpec(image=TEST_IMAGE, command="true", bucket="leruli-" + "a" * 32)
+    container = container_runner.create_container(engine, spec, tmp_path, "never-started")
+    container_runner.remove_unstarted(container)
+    with pytest.raises(docker.errors.NotFound):
+        engine.containers.get(container.id)
