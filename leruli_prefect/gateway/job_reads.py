@@ -9,7 +9,7 @@ time (bench/RESULTS.md, row 6). These reads select the flow runs with Prefect's 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -62,13 +62,26 @@ async def list_job_views(
     return await _views(db, query, storage)
 
 
-async def read_run_owner_and_labels(run_id: UUID) -> tuple[UUID | None, dict[str, Any]] | None:
-    """The run's deployment and labels (what the guard checks on every node request), or None if absent."""
+class RunFacts(NamedTuple):
+    """What the guard checks on a node's request about a run."""
+
+    deployment_id: UUID | None
+    labels: dict[str, Any]
+    state_type: str | None  # Prefect's `StateType` value, e.g. "PENDING"
+
+
+async def read_run_facts(run_id: UUID) -> RunFacts | None:
+    """The run's deployment, labels and state type (one indexed query), or None if absent."""
     db = provide_database_interface()
     async with db.session_context() as session:
-        query = sa.select(db.FlowRun.deployment_id, db.FlowRun.labels).where(db.FlowRun.id == run_id)
+        query = sa.select(db.FlowRun.deployment_id, db.FlowRun.labels, db.FlowRun.state_type).where(
+            db.FlowRun.id == run_id
+        )
         row = (await session.execute(query)).first()
-    return None if row is None else (row[0], dict(row[1] or {}))
+    if row is None:
+        return None
+    state_type = row[2].value if row[2] is not None else None
+    return RunFacts(row[0], dict(row[1] or {}), state_type)
 
 
 async def _views(db: Any, query: Any, storage: StorageLookup | None) -> list[JobView]:

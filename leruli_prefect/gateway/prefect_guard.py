@@ -175,8 +175,9 @@ class PrefectGuard:
             await _check_flow_run(state, UUID(params["id"]), UUID(group.deployment_id))
             if method == "POST" and api_path.endswith("/set_state"):
                 body = await _read_body(receive)
-                if not _is_claim(body):
-                    await _check_fence(state, UUID(params["id"]), worker_name)
+                proposed = _proposed_type(body)
+                if proposed != "PENDING":  # a claim: fenced by Prefect (Pending only from Scheduled)
+                    await _check_fence(state, UUID(params["id"]), worker_name, proposed=proposed)
                 await _check_result_reference(state, group.name, body)
                 return replay(body, receive)
             if method == "PATCH" and not api_path.endswith("/labels"):
@@ -193,27 +194,37 @@ async def _check_flow_run(state: GatewayState, run_id: UUID, deployment_id: UUID
         raise Refused(404, "no such flow run in your group")
 
 
-def _is_claim(body: bytes) -> bool:
-    """A proposed Pending: a node claiming a Scheduled run (Prefect accepts Pending from nothing else).
-
-    A node that lost a run may claim a later attempt; its claim then labels the run as its own again
-    (`PATCH .../labels`, also outside the fence)."""
+def _proposed_type(body: bytes) -> str | None:
+    """The type of a proposed state, e.g. "PENDING" (a node claiming a Scheduled run; Prefect accepts Pending
+    from nothing else). A node that lost a run may claim a later attempt; its claim then labels the run as
+    its own again (`PATCH .../labels`, also outside the fence)."""
     try:
         proposed = json.loads(body)["state"]["type"]
     except (ValueError, KeyError, TypeError):
-        return False
-    return proposed == "PENDING"
+        return None
+    return proposed if isinstance(proposed, str) else None
 
 
-async def _check_fence(state: GatewayState, run_id: UUID, worker_name: str | None) -> None:
-    """A node written off for this run (it went silent and the run was requeued) may no longer change it.
+# Prefect accepts Running after Cancelled (a terminal state may be left for a rerun): a node that held a
+# run while an operator forced it Cancelled would start it after all. A node starts only a run it holds.
+_STARTABLE = {"PENDING", "RUNNING"}  # RUNNING: the retry of a start whose answer was lost
+
+
+async def _check_fence(
+    state: GatewayState, run_id: UUID, worker_name: str | None, *, proposed: str | None = None
+) -> None:
+    """A node written off for this run (it went silent and the run was requeued) may no longer change it;
+    nor may a node start a run that is no longer Pending.
 
     Read straight from the database: a node sends several of these per job, and an in-process API read
     cost a second HTTP request each."""
-    found = await job_reads.read_run_owner_and_labels(run_id)
-    labels = found[1] if found is not None else {}
+    found = await job_reads.read_run_facts(run_id)
+    labels = found.labels if found is not None else {}
     if is_written_off(labels, worker_name):
         raise Refused(409, f"node {worker_name} lost this job; attempt {attempt_of(labels)} holds it")
+    if proposed == "RUNNING" and found is not None and found.state_type not in _STARTABLE:
+        current = (found.state_type or "no state").title()
+        raise Refused(409, f"the job is {current}: a node starts only a job it holds Pending")
 
 
 async def _check_result_reference(state: GatewayState, group: str, body: bytes) -> None:

@@ -18,10 +18,10 @@ async def deployment_of_run(state: GatewayState, run_id: UUID) -> UUID | None:
     """The deployment id of the flow run, or None when it does not exist or has no deployment."""
     owner = state.run_deployments.get(run_id)
     if owner is None:
-        found = await job_reads.read_run_owner_and_labels(run_id)
+        found = await job_reads.read_run_facts(run_id)
         if found is None:
             return None
-        owner = found[0]
+        owner = found.deployment_id
         if owner is not None:
             state.run_deployments[run_id] = owner
     return owner

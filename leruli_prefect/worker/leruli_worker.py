@@ -382,6 +382,13 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 f"starting job {flow_run.id}",
                 self.node_config.api_retry_seconds,
             )
+        except PrefectHTTPStatusError as exc:
+            await _discard(prepared, run_dir, stop_staging)
+            if exc.response.status_code != 409:
+                raise
+            # The gateway's fence: written off meanwhile, or no longer Pending (an operator's Cancelled).
+            logger.info("job %s not started: %s", flow_run.id, exc)
+            return None
         except BaseException:
             await _discard(prepared, run_dir, stop_staging)
             raise

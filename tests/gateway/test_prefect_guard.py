@@ -193,7 +193,7 @@ def test_a_node_may_reference_its_own_groups_result_storage_only(
 
     def propose(block_id: str) -> httpx.Response:
         data = {"storage_key": f"jobs/{run_id}/attempt-1.json", "storage_block_id": block_id}
-        state = {"state": {"type": "RUNNING", "name": "Running", "data": data}}
+        state = {"state": {"type": "COMPLETED", "name": "Completed", "data": data}}  # a job's result
         url = f"{server.url}/prefect/api/flow_runs/{run_id}/set_state"
         return httpx.post(url, headers=_node(beta), json=state, timeout=30)
 
@@ -201,3 +201,30 @@ def test_a_node_may_reference_its_own_groups_result_storage_only(
     assert refused.status_code == 403
     assert "its own group's result storage" in refused.json()["detail"]
     assert propose(storage["beta"]["block_document_id"]).status_code in {200, 201}
+
+
+def test_a_node_starts_only_a_job_it_holds_pending(server: stack.Server, beta: dict[str, str]) -> None:
+    # Prefect accepts Running after Cancelled; an operator's forced Cancelled of a job a node held ready must
+    # not be undone by that node's start.
+    api = f"{server.url}/prefect/api"
+    spec = {"image": "leruli-busybox:1.0", "command": "true", "bucket": "leruli-" + "b" * 32}
+    jobs = [
+        httpx.post(f"{server.url}/v1/jobs", headers=_bearer(beta["api_secret"]), json=spec).json()["id"]
+        for _ in range(2)
+    ]
+    node = {**_node(beta), "X-Prefect-Worker-Name": "node-b"}
+
+    def propose(job: str, state_type: str, headers: dict[str, str]) -> httpx.Response:
+        body = {"state": {"type": state_type, "name": state_type.title()}, "force": state_type == "CANCELLED"}
+        return httpx.post(f"{api}/flow_runs/{job}/set_state", headers=headers, json=body)
+
+    for job in jobs:
+        assert propose(job, "PENDING", node).json()["status"] == "ACCEPT"
+    assert propose(jobs[0], "CANCELLED", _bearer(server.operator_secret)).json()["status"] == "ACCEPT"
+
+    refused = propose(jobs[0], "RUNNING", node)
+    assert refused.status_code == 409
+    assert refused.json()["detail"] == "the job is Cancelled: a node starts only a job it holds Pending"
+    assert propose(jobs[1], "RUNNING", node).json()["status"] == "ACCEPT"
+    assert propose(jobs[1], "RUNNING", node).status_code != 409  # a retried start is no refusal
+    assert propose(jobs[1], "CANCELLED", _bearer(server.operator_secret)).json()["status"] == "ACCEPT"
