@@ -44,14 +44,14 @@ class NodeConfig(BaseModel):
     docker_host: str = Field(default="unix:///var/run/docker.sock", description="Docker engine URL")
     slots: int = Field(default=2, ge=1, le=1024, description="How many jobs run at once, at most")
     prefetch: int = Field(
-        default=2,
+        default=0,
         ge=0,
         le=1024,
-        description="How many jobs beyond its slots a node holds ready (claimed, inputs staged) to start the"
-        " moment a slot frees; 0: none",
+        description="How many jobs beyond its slots a node holds ready (claimed, inputs staged, container"
+        " made) to start the moment a slot frees; 0: none",
     )
     prefetch_hold_seconds: float = Field(
-        default=5,
+        default=30,
         gt=0,
         le=3600,
         description="How long a job held ready waits for a slot before it goes back to the queue for"

@@ -1,10 +1,13 @@
-"""Runs held ready: claimed before a slot is free, inputs staged, so each starts the moment a slot frees.
+"""Runs held ready (`NodeConfig.prefetch`, off by default): claimed before a slot is free, inputs staged and
+container made, so each starts the moment a slot frees.
 
 Claiming a run costs a node four round trips through the gateway (poll, Pending, worker labels, Running),
-about 0.3 s on this machine, while `docker run` of a short job takes 0.4 s: claimed only once a slot was
-free, a short job's slot stood idle for most of its time. A run held ready has made all but the last before
-its slot frees. One that waits longer than `prefetch_hold_seconds` (the jobs ahead are long) goes back to the
-queue at its place, so an idle node takes it; the line then takes nobody new until a container ends.
+about 0.3 s here, and its stage-in seconds for large inputs: a slot stands idle for both between two jobs.
+A run held ready has done all but the Running proposal before its slot frees. One that waits longer than
+`prefetch_hold_seconds` (the jobs ahead are long) goes back to the queue at its place, so an idle node takes
+it; the line then takes nobody new until a container ends. Where the server's CPU is what limits (2 cores,
+bench row 2) the line changes nothing measurable; where staging is a job's long part and jobs are shorter
+than the hold, it hides the stage-in (docs/adding-a-node.md has the figures).
 
 Only the run's own task ends a run in line: a cancel wakes it, and it sets Cancelled itself. Prefect's
 worker would set Cancelled for it, and Prefect accepts Scheduled after Cancelled, so a give-back racing
