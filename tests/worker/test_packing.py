@@ -4,7 +4,6 @@ and several jobs at once through the real server, node and Docker."""
 from __future__ import annotations
 
 import asyncio
-import inspect
 from datetime import UTC, datetime
 
 import httpx
@@ -13,12 +12,12 @@ from prefect.workers.base import BaseWorker
 
 from leruli_prefect.storage.buckets import new_bucket_name
 from leruli_prefect.worker import poll_window
-from leruli_prefect.worker.leruli_worker import LeruliWorker
 from leruli_prefect.worker.packing import NodeCapacity
 from tests import stack
 from tests.stack import TEST_IMAGE
 from tests.worker.conftest import NODE_CORES, NODE_MEMORY_MB
 from tests.worker.node_stack import NodeUnderTest, state_history, timed
+from tests.worker.private_hooks import assert_hook_still_used
 
 
 def test_reserve_respects_cores_memory_and_slots() -> None:
@@ -68,10 +67,7 @@ def test_a_job_winding_down_frees_its_slot_but_stays_in_hand() -> None:
 def test_the_private_hook_we_override_still_exists() -> None:
     # LeruliWorker filters the runs to claim in BaseWorker._get_scheduled_flow_runs (see its docstring);
     # if Prefect renames it, packing silently stops: this test fails first.
-    hook = BaseWorker._get_scheduled_flow_runs
-    assert inspect.iscoroutinefunction(hook) and list(inspect.signature(hook).parameters) == ["self"]
-    assert "_get_scheduled_flow_runs" in inspect.getsource(BaseWorker.get_and_submit_flow_runs)
-    assert LeruliWorker._get_scheduled_flow_runs is not hook
+    assert_hook_still_used("_get_scheduled_flow_runs", ["self"], BaseWorker.get_and_submit_flow_runs)
 
 
 def _most_at_once(spans: list[tuple[float, float]]) -> int:

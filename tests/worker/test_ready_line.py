@@ -4,7 +4,6 @@ the queue when they wait too long, and cancelled for good (rules, then a real se
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
 from datetime import datetime
 from pathlib import Path
@@ -25,10 +24,10 @@ from prefect.states import Cancelling, Pending, State
 from prefect.workers.base import BaseWorker
 
 from leruli_prefect.worker import ready_line
-from leruli_prefect.worker.leruli_worker import LeruliWorker
 from leruli_prefect.worker.packing import NodeCapacity
 from tests import stack
 from tests.worker.node_stack import NodeUnderTest, flow_run, prefect_api, start_node_for_new_group, timed
+from tests.worker.private_hooks import assert_hook_still_used
 
 
 def _capacity(*, cores: int = 2, slots: int = 1, line: int = 2) -> NodeCapacity:
@@ -96,11 +95,7 @@ async def test_a_wait_ends_admitted_cancelled_or_held_too_long() -> None:
 def test_the_private_cancel_hook_we_override_still_exists() -> None:
     # LeruliWorker keeps Prefect's cancel away from runs in line (see its `_cancel_run`); if Prefect renames
     # the hook, a give-back could bring a cancelled job back: this test fails first.
-    hook = BaseWorker._cancel_run
-    assert inspect.iscoroutinefunction(hook)
-    assert list(inspect.signature(hook).parameters) == ["self", "flow_run_id"]
-    assert "self._cancel_run" in inspect.getsource(BaseWorker._setup_cancellation_observer)
-    assert LeruliWorker._cancel_run is not hook
+    assert_hook_still_used("_cancel_run", ["self", "flow_run_id"], BaseWorker._setup_cancellation_observer)
 
 
 class _Server:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 from uuid import UUID, uuid4
 
 import pytest
 from prefect.workers.base import BaseWorker
 
-from leruli_prefect.worker.leruli_worker import LeruliWorker
 from leruli_prefect.worker.recent_reads import RecentReads
+from tests.worker.private_hooks import assert_hook_still_used
 
 
 class CountingApi:
@@ -57,8 +56,6 @@ async def test_a_failed_read_is_not_remembered() -> None:
 def test_the_submitting_hook_we_silence_still_exists() -> None:
     # LeruliWorker skips Prefect's Submitting state by overriding this private hook; if Prefect renames it,
     # the extra state comes back silently: this test fails first.
-    hook = BaseWorker._propose_submitting_state
-    assert inspect.iscoroutinefunction(hook)
-    assert list(inspect.signature(hook).parameters) == ["self", "flow_run"]
-    assert "_propose_submitting_state" in inspect.getsource(BaseWorker._submit_run_and_capture_errors)
-    assert LeruliWorker._propose_submitting_state is not hook
+    assert_hook_still_used(
+        "_propose_submitting_state", ["self", "flow_run"], BaseWorker._submit_run_and_capture_errors
+    )
