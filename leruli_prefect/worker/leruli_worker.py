@@ -446,9 +446,10 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
     async def _cancel_run(self, flow_run_id: UUID) -> None:
         """Prefect's cancel of a claimed run that never started; a run held ready in line ends itself.
 
-        The one other private hook of `BaseWorker` we override (tests/worker/test_ready_line.py checks it):
-        its Cancelled, set beside the run's own give-back, could be followed by that give-back's Scheduled,
-        which Prefect accepts, and the cancelled job would run after all."""
+        A private hook of `BaseWorker` (tests/worker/test_ready_line.py checks that Prefect still calls it),
+        called only with `PREFECT_WORKER_ENABLE_CANCELLATION` on: its Cancelled, set beside the run's own
+        give-back, could be followed by that give-back's Scheduled, which Prefect accepts, and the cancelled
+        job would run after all."""
         if not self._line.cancel(flow_run_id):
             await super()._cancel_run(flow_run_id)
 
