@@ -19,7 +19,7 @@ from uuid import UUID
 
 from leruli_prefect.attempts import WORKER_NAME_HEADER, attempt_of, is_written_off
 from leruli_prefect.gateway import audit, job_reads, result_storage, run_owners, ui_tenant
-from leruli_prefect.gateway.asgi import ASGIApp, Message, Receive, Refused, Scope, Send
+from leruli_prefect.gateway.asgi import ASGIApp, Message, Receive, Refused, Scope, Send, send_json
 from leruli_prefect.gateway.callers import (
     COMPUTE_SECRET_HEADER,
     GROUP_TOKEN_HEADER,
@@ -42,6 +42,8 @@ _STRIPPED_HEADERS = {b"authorization", GROUP_TOKEN_HEADER.encode(), COMPUTE_SECR
 
 # Open without a credential, as Prefect keeps them (both UIs poll health before signing in).
 _OPEN_PROBES = ("/api/health", "/api/ready")
+# A node's poll for runs (`idle_polls` answers it when nothing is due).
+_POLL_SUFFIX = "/get_scheduled_flow_runs"
 # Prefect's event pages link to the next page under its own mount; these answers get the link rewritten.
 _EVENT_PAGES = ("/api/events/filter", "/api/events/filter/next")
 
@@ -87,6 +89,13 @@ class PrefectGuard:
                 receive = await self._authorize_node(
                     state, caller, method, api_path, receive, worker_name=headers.get(WORKER_NAME_HEADER)
                 )
+                if method == "POST" and api_path.endswith(_POLL_SUFFIX):
+                    assert caller.group is not None
+                    body = await _read_body(receive)
+                    if await state.idle_polls.nothing_due(caller.group.work_pool, body):
+                        return await send_json(send, 200, [])
+                    state.idle_polls.passed(caller.group.work_pool)
+                    receive = replay(body, receive)
             elif caller.kind is not SecretKind.operator:
                 return await self._serve_tenant(state, caller, scope, receive, send, headers)
         except (Unauthenticated, Refused) as exc:

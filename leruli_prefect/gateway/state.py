@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+from leruli_prefect.gateway.idle_polls import IdlePolls
 from leruli_prefect.gateway.node_sockets import NodeSockets
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ class GatewayState:
     # work pool name -> id (the tenant UI scopes events by the pool's resource id).
     pool_ids: dict[str, UUID] = field(default_factory=dict)
     node_sockets: NodeSockets = field(default_factory=NodeSockets)
+    idle_polls: IdlePolls = field(default_factory=IdlePolls)
     # On SQLite one writer at a time: writes that collide fail at once (SQLITE_BUSY) rather than wait, so
     # the guard sends nodes' writing requests to Prefect one by one. None on PostgreSQL.
     prefect_writes: asyncio.Lock | None = None
