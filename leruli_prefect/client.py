@@ -127,6 +127,13 @@ class GatewayClient:
         headers = {COMPUTE_SECRET_HEADER: compute_secret, GROUP_TOKEN_HEADER: group_token}
         return self._call("GET", "/v1/results/storage", None, headers=headers)
 
+    def node_runs(self, ids: list[UUID], *, group_token: str, compute_secret: str) -> list[dict[str, Any]]:
+        """What a node watches of the runs `ids` (its group's only): `{"id", "state_type", "state_message",
+        "labels", "tags"}` each; a run not found is left out."""
+        headers = {COMPUTE_SECRET_HEADER: compute_secret, GROUP_TOKEN_HEADER: group_token}
+        body = {"ids": [str(run_id) for run_id in ids]}
+        return self._call("POST", "/v1/node/runs", None, headers=headers, json=body)["runs"]
+
     def code_bucket(self) -> str:
         """The group's code bucket (named by the gateway on first use; the publisher creates it in S3)."""
         return self._call("GET", "/v1/codes/bucket", self.require_api_secret())["bucket"]

@@ -26,6 +26,7 @@ from leruli_prefect.gateway.routes import (
     health,
     jobs,
     legacy_v22_1,
+    node_runs,
     results,
     users,
     whoami,
@@ -87,7 +88,7 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
         await engine.dispose()
 
     app = FastAPI(title="leruli-prefect gateway", version="1", lifespan=lifespan)
-    for module in (health, whoami, groups, jobs, results, codes, users, compute_secret, audit_log):
+    for module in (health, whoami, groups, jobs, node_runs, results, codes, users, compute_secret, audit_log):
         app.include_router(module.router, prefix="/v1")
     # The original Leruli client's routes (/v22_1/..., /latest/group-token), onto the /v1 handlers.
     app.include_router(legacy_v22_1.router)

@@ -79,6 +79,10 @@ def require_member_or_node(caller: CallerDep) -> Caller:
     )
 
 
+def require_node(caller: CallerDep) -> Caller:
+    return _require(caller, {SecretKind.compute}, "a node's credentials (group token and compute secret)")
+
+
 def require_admin(caller: CallerDep) -> Caller:
     _require(caller, {SecretKind.user}, "an admin's API secret")
     if caller.user is None or not caller.user.is_admin:
@@ -93,6 +97,7 @@ def require_operator(caller: CallerDep) -> Caller:
 UserDep = Annotated[Caller, Depends(require_user)]
 MemberDep = Annotated[Caller, Depends(require_member)]
 MemberOrNodeDep = Annotated[Caller, Depends(require_member_or_node)]
+NodeDep = Annotated[Caller, Depends(require_node)]
 AdminDep = Annotated[Caller, Depends(require_admin)]
 OperatorDep = Annotated[Caller, Depends(require_operator)]
 

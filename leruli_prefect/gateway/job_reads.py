@@ -17,7 +17,7 @@ from prefect.server import schemas
 from prefect.server.database import provide_database_interface
 
 from leruli_prefect.gateway.job_runs import job_view
-from leruli_prefect.gateway.models import JobView
+from leruli_prefect.gateway.models import JobView, WatchedRun
 from leruli_prefect.gateway.result_storage import StorageLookup, reference_of, with_locations
 
 
@@ -82,6 +82,31 @@ async def read_run_facts(run_id: UUID) -> RunFacts | None:
         return None
     state_type = row[2].value if row[2] is not None else None
     return RunFacts(row[0], dict(row[1] or {}), state_type)
+
+
+async def read_watched_runs(run_ids: Sequence[UUID], deployment_id: UUID) -> list[WatchedRun]:
+    """What nodes watch of those of `run_ids` that are the group's (one query with the current state's
+    message, for all of a node's running jobs: a Prefect read of each cost the server 12 ms)."""
+    db = provide_database_interface()
+    query = (
+        sa.select(
+            db.FlowRun.id, db.FlowRun.state_type, db.FlowRunState.message, db.FlowRun.labels, db.FlowRun.tags
+        )
+        .outerjoin(db.FlowRunState, db.FlowRun.state_id == db.FlowRunState.id)
+        .where(db.FlowRun.id.in_(list(run_ids)), db.FlowRun.deployment_id == deployment_id)
+    )
+    async with db.session_context() as session:
+        rows = (await session.execute(query)).all()
+    return [
+        WatchedRun(
+            id=run_id,
+            state_type=state_type.value if state_type is not None else None,
+            state_message=message,
+            labels=dict(labels or {}),
+            tags=list(tags or []),
+        )
+        for run_id, state_type, message, labels, tags in rows
+    ]
 
 
 async def _views(db: Any, query: Any, storage: StorageLookup | None) -> list[JobView]:

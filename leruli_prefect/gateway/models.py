@@ -59,6 +59,24 @@ class JobLookup(BaseModel):
     ids: list[UUID] = Field(min_length=1, max_length=200)
 
 
+class RunWatch(BaseModel):
+    ids: list[UUID] = Field(min_length=1, max_length=1000)
+
+
+class WatchedRun(BaseModel):
+    """What a node watches of a run it holds: a cancel (state, message, tags) and a write-off (labels)."""
+
+    id: UUID
+    state_type: str | None = Field(description="Prefect's state type, e.g. RUNNING")
+    state_message: str | None
+    labels: dict[str, object]
+    tags: list[str]
+
+
+class WatchedRuns(BaseModel):
+    runs: list[WatchedRun]
+
+
 class JobList(BaseModel):
     jobs: list[JobView]
 

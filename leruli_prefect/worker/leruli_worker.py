@@ -30,6 +30,7 @@ from prefect.workers.base import BaseJobConfiguration, BaseVariables, BaseWorker
 from pydantic import ValidationError
 
 from leruli_prefect.attempts import LOST_REASON, attempt_of, is_written_off
+from leruli_prefect.client import GatewayClient
 from leruli_prefect.errors import LeruliError, NodeDiskFullError, StorageUnavailableError
 from leruli_prefect.job_record import JobRecord
 from leruli_prefect.job_spec import JobSpec
@@ -53,8 +54,11 @@ from leruli_prefect.worker.node_config import NodeConfig, load_node_config
 from leruli_prefect.worker.packing import NodeCapacity
 from leruli_prefect.worker.recent_reads import RecentReads
 from leruli_prefect.worker.retries import Backoff, GatewayLink
+from leruli_prefect.worker.run_reads import RunReads, WatchedRun
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import docker
     from docker.models.containers import Container
     from mypy_boto3_s3 import S3Client
@@ -155,6 +159,8 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         self._wakes: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []  # the node's own loops, ended in `teardown`
         self._gateway = GatewayLink(self._logger, Backoff(first=1.0, longest=10.0))
+        self._run_reads = RunReads(self._read_watched_runs, interval=self.node_config.cancel_poll_seconds)
+        self._gateway_api: GatewayClient | None = None  # the /v1 API, for `_read_watched_runs`
 
     async def setup(self) -> None:
         """Start as any Prefect worker, then clear what this node left behind if it died mid-job."""
@@ -188,7 +194,25 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
     async def teardown(self, *exc_info: Any) -> None:
         for task in self._background:
             task.cancel()
+        if self._gateway_api is not None:
+            self._gateway_api.close()
         await super().teardown(*exc_info)
+
+    async def _read_watched_runs(self, run_ids: Sequence[UUID]) -> dict[UUID, WatchedRun]:
+        """The runs this node's jobs watch (`CancelWatch`), in one request."""
+        if self._gateway_api is None:
+            self._gateway_api = GatewayClient(self.node_config.gateway_url)
+        config = self.node_config
+        runs = await asyncio.to_thread(
+            self._gateway_api.node_runs,
+            list(run_ids),
+            group_token=config.group_token.get_secret_value(),
+            compute_secret=config.compute_secret.get_secret_value(),
+        )
+        return {
+            UUID(run["id"]): WatchedRun(run["state_type"], run["state_message"], run["labels"], run["tags"])
+            for run in runs
+        }
 
     async def _write_off(self, flow_run_id: UUID, attempt: int | None) -> None:
         """A job this node was running when it died: Crashed (`node lost`), or Cancelled if that was asked.
@@ -398,9 +422,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             await _discard(prepared, run_dir, stop_staging)
             await self._finish_cancel(flow_run.id)
             return None
-        watch = CancelWatch(
-            self.client, flow_run.id, interval=self.node_config.cancel_poll_seconds, node_name=self.name
-        )
+        watch = CancelWatch(self._run_reads, flow_run.id, node_name=self.name)
         async with anyio.create_task_group() as watching:
             watching.start_soon(watch.watch)
             final = await self._run_job(flow_run, spec, run_dir, started, watch, prepared)
@@ -412,9 +434,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         when it is no longer this node's to run (given back to the queue, cancelled, or written off)."""
         if not self.capacity.is_waiting(flow_run.id):
             return True
-        watch = CancelWatch(
-            self.client, flow_run.id, interval=self.node_config.cancel_poll_seconds, node_name=self.name
-        )
+        watch = CancelWatch(self._run_reads, flow_run.id, node_name=self.name)
 
         async def leave_line() -> None:
             self._line.cancel(flow_run.id)

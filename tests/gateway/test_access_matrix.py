@@ -135,6 +135,13 @@ GATEWAY_ROWS = (
         members(200, other_group=200),
         lambda w, c: ("/v1/jobs/lookup", {"ids": [w.new_job()]}),
     ),
+    # Nodes only; another group's runs are left out of the answer (tests/gateway/test_node_runs.py).
+    Row(
+        "POST",
+        "/v1/node/runs",
+        expect(403, A_compute=200, B_compute=200),
+        lambda w, c: ("/v1/node/runs", {"ids": [w.new_job()]}),
+    ),
     Row("GET", "/v1/users", members(200, other_group=200), fixed("/v1/users")),
     Row(
         "POST",

@@ -9,7 +9,7 @@ import docker
 import docker.errors
 
 from tests.stack import on_both_databases
-from tests.worker.conftest import NODE_MEMORY_MB
+from tests.worker.conftest import NODE_CORES, NODE_MEMORY_MB
 from tests.worker.node_stack import NodeUnderTest, state_history, wait_for_container
 
 # The deadline from the cancel to the container's end.
@@ -79,3 +79,23 @@ def test_queued_job_that_is_cancelled_never_starts(
     assert gamma_node.job(queued_id)["state"] == "Cancelled"
     assert state_history(gamma_node.server, queued_id) == ["SCHEDULED", "CANCELLED"]
     assert gamma_node.keys(queued_bucket) == {"run.tgz"}
+
+
+def test_a_node_watches_all_its_running_jobs_with_one_read_a_round(
+    gamma_node: NodeUnderTest, engine: docker.DockerClient
+) -> None:
+    jobs = [gamma_node.submit("sleep 120", memory_mb=256)[0] for _ in range(NODE_CORES)]  # 1 core each
+    containers = [wait_for_container(engine, job_id) for job_id in jobs]
+    log_start = len(gamma_node.server.process.log_text())
+    time.sleep(3)
+    requests = gamma_node.server.process.log_text()[log_start:]
+    # Twice a second for the node (`cancel_poll_seconds`), however many jobs it runs.
+    assert 3 <= requests.count("POST /v1/node/runs") <= 9, requests[-2000:]
+    assert "GET /prefect/api/flow_runs/" not in requests
+
+    asked = time.monotonic()
+    for job_id in jobs:
+        assert gamma_node.cancel(job_id).json()["status"] == "ACCEPT"
+    for container in containers:
+        assert _seconds_until_stopped(container, asked) < CANCEL_DEADLINE_S
+    assert {gamma_node.wait_final(job_id, timeout=30)["state"] for job_id in jobs} == {"Cancelled"}
