@@ -16,7 +16,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import batch_submission, job_overhead, memory_use, pickup_latency, scale, staging_throughput
+from bench import (
+    batch_submission,
+    idle_load,
+    job_overhead,
+    memory_use,
+    pickup_latency,
+    scale,
+    staging_throughput,
+)
 from bench.bench_stack import BenchStack
 from bench.container_events import ContainerEvents
 from bench.results_table import Figure, format_table
@@ -69,6 +77,7 @@ def run(rows: set[str], batch_jobs: int, slow_jobs: int, backlog_jobs: int) -> l
         if "5" in rows:
             figures.append(memory_use.server_figure(bench.server.process.popen.pid, "after start"))
             figures.append(memory_use.idle_node_figure(bench.node_pid(), "after start"))
+            figures.append(idle_load.server_busy_figure(bench.server.process.popen.pid))
         with ContainerEvents(bench.docker()) as events:
             if "1" in rows:
                 progress("row 1: pickup latency (50 jobs)")

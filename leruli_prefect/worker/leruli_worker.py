@@ -731,10 +731,11 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
     async def _lost(self, flow_run_id: UUID) -> bool:
         """Whether the server wrote this node off for the job (asked afresh right before staging out)."""
         try:
-            flow_run = await self.client.read_flow_run(flow_run_id)
-        except httpx.HTTPError:
+            found = await self._read_watched_runs([flow_run_id])
+        except (OSError, LeruliError):
             return False  # cannot tell: upload; the gateway still fences the final state
-        return is_written_off(flow_run.labels, self.name)
+        run = found.get(flow_run_id)
+        return run is not None and is_written_off(run.labels, self.name)
 
     async def _finish_cancel(self, flow_run_id: UUID) -> None:
         """Move a run left in Cancelling to Cancelled (nobody else will: its infrastructure is ours)."""

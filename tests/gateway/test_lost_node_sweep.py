@@ -1,5 +1,6 @@
-"""The sweeper's rule for a lost worker: silent for 3 of its own heartbeat intervals; and every held run
-and worker read, however many pages the server splits them into (no server)."""
+"""The sweeper's rule for a lost worker: silent for 3 of its own heartbeat intervals; and every worker read,
+however many pages the server splits them into (no server; the held runs' query runs in
+tests/worker/test_lost_nodes.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
-from prefect.client.schemas.objects import FlowRun, Worker
+from prefect.client.schemas.objects import Worker
 
 from leruli_prefect.attempts import HOLDER_LABEL
-from leruli_prefect.gateway.lost_nodes import LOST_AFTER_HEARTBEATS, is_lost, sweep_once
+from leruli_prefect.gateway.lost_nodes import LOST_AFTER_HEARTBEATS, HeldRun, is_lost, sweep_once
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -51,17 +52,17 @@ def test_silence_while_the_server_was_down_does_not_count() -> None:
 
 
 class _PagedPrefect:
-    """Prefect's API as the sweeper reads it: at most `page` runs or workers per read, as the server does."""
+    """Prefect's API as the sweeper reads it: at most `page` workers per read, as the server does."""
 
     def __init__(
-        self, runs: list[FlowRun], workers: list[Worker], page: int, refused: UUID | None = None
+        self, runs: list[HeldRun], workers: list[Worker], page: int, refused: UUID | None = None
     ) -> None:
         self.runs, self.workers, self.page = runs, workers, page
         self.refused = refused  # a run whose write-off the server refuses
         self.written_off: list[UUID] = []
 
-    async def read_flow_runs(self, *, limit: int | None = None, offset: int = 0, **_: Any) -> list[FlowRun]:
-        return self.runs[offset : offset + min(limit or self.page, self.page)]
+    async def held_runs(self) -> list[HeldRun]:
+        return self.runs
 
     async def read_workers_for_work_pool(
         self, pool: str, *, limit: int | None = None, offset: int | None = None
@@ -77,19 +78,19 @@ class _PagedPrefect:
         pass
 
 
-def _held_run(holder: str) -> FlowRun:
-    return FlowRun(flow_id=uuid4(), work_pool_name="pool", labels={HOLDER_LABEL: holder})
+def _held_run(holder: str) -> HeldRun:
+    return HeldRun(uuid4(), {HOLDER_LABEL: holder}, "pool")
 
 
 def test_a_lost_run_past_the_first_page_is_written_off() -> None:
-    """More held runs and more workers than one read returns: the lost node's run is the last of both."""
+    """More workers than one read returns: the lost node is the last of them, its run the last held."""
     busy = [_worker(1, interval=10).model_copy(update={"name": f"node-{n}"}) for n in range(450)]
     lost = _worker(LOST_AFTER_HEARTBEATS * 10 + 1).model_copy(update={"name": "lost-node"})
     runs = [_held_run(f"node-{n}") for n in range(450)] + [_held_run("lost-node")]
     prefect = _PagedPrefect(runs, [*busy, lost], page=200)
     for worker in prefect.workers:  # silent for as long as _worker says, counted from now
         worker.last_heartbeat_time = datetime.now(UTC) - (NOW - worker.last_heartbeat_time)
-    written_off = asyncio.run(sweep_once(prefect))  # type: ignore[arg-type]
+    written_off = asyncio.run(sweep_once(prefect, held_runs=prefect.held_runs))  # type: ignore[arg-type]
     assert [run.id for run in written_off] == prefect.written_off == [runs[-1].id]
 
 
@@ -98,5 +99,5 @@ def test_a_run_that_cannot_be_written_off_does_not_hide_the_next() -> None:
     lost.last_heartbeat_time = datetime.now(UTC) - (NOW - lost.last_heartbeat_time)
     runs = [_held_run("lost-node"), _held_run("lost-node")]
     prefect = _PagedPrefect(runs, [lost], page=200, refused=runs[0].id)
-    written_off = asyncio.run(sweep_once(prefect))  # type: ignore[arg-type]
+    written_off = asyncio.run(sweep_once(prefect, held_runs=prefect.held_runs))  # type: ignore[arg-type]
     assert [run.id for run in written_off] == prefect.written_off == [runs[1].id]
