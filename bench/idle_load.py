@@ -6,19 +6,10 @@ polls of an empty queue itself (leruli_prefect/gateway/idle_polls.py) one idle n
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 from bench.results_table import Figure
-
-_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _TICKS
+from bench.timing import cpu_seconds
 
 
 def server_busy_figure(server_pid: int, seconds: float = 10.0) -> Figure:

@@ -3,9 +3,9 @@
 A node with a free slot polls four times a second (`poll_seconds`), and most polls find nothing. Prefect
 spends about 34 ms of the server's one event-loop thread on each (two sessions, the scheduled-runs query,
 and two background writes that mark the pool's queues and deployment as polled), so every idle node kept
-the server 13 % busy, and eight idle nodes a whole core (bench/RESULTS.md, "Idle nodes"). One indexed
-query answers most of those polls: if none of the pool's runs is Scheduled and due, the answer is an
-empty list whatever else Prefect would check (paused queues, concurrency limits).
+the server about 15 % busy, and seven idle nodes a whole core (bench/RESULTS.md, "Idle and running
+nodes"). One indexed query answers most of those polls: if none of the pool's runs is Scheduled and due,
+the answer is an empty list whatever else Prefect would check (paused queues, concurrency limits).
 
 Prefect still gets a poll of each pool at least every `REAL_POLL_SECONDS`: its foreman marks a queue and a
 deployment NOT_READY (shown in its UI) when neither was polled for 60 s.
