@@ -256,6 +256,18 @@ def user_environment(server: Server, group: dict[str, str], s3: dict[str, str]) 
     }
 
 
+def submit_unstaged_job(server: Server, group: dict[str, str]) -> str:
+    """Submit a job whose bucket holds nothing (for tests where no node runs it); returns its id."""
+    response = httpx.post(
+        f"{server.url}/v1/jobs",
+        headers={"Authorization": f"Bearer {group['api_secret']}"},
+        json={"image": TEST_IMAGE, "command": "true", "bucket": "leruli-" + "c" * 32},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
 def wait_for_final_state(
     server: Server, group: dict[str, str], job_id: str, timeout: float = 120
 ) -> dict[str, object]:

@@ -81,18 +81,12 @@ def test_a_due_job_is_never_hidden_from_a_poll(server: stack.Server) -> None:
     group = server.init_group(f"polls-{uuid.uuid4().hex[:8]}")
     now = datetime.now(UTC)
     assert _poll(server, group, now).json() == []  # to Prefect: the pool was not polled yet
-    submitted = httpx.post(
-        f"{server.url}/v1/jobs",
-        headers={"Authorization": f"Bearer {group['api_secret']}"},
-        json={"image": "leruli-busybox:1.0", "command": "true", "bucket": "leruli-" + "b" * 32},
-        timeout=30,
-    )
-    assert submitted.status_code == 201, submitted.text
+    submitted = stack.submit_unstaged_job(server, group)
     # Within seconds of Prefect's last poll (the gateway answers polls of an empty queue itself), a poll
     # still gets the job the moment it is due, and not before.
     assert _poll(server, group, now - timedelta(hours=1)).json() == []
     offered = _poll(server, group, datetime.now(UTC) + timedelta(seconds=10)).json()
-    assert [run["flow_run"]["id"] for run in offered] == [submitted.json()["id"]]
+    assert [run["flow_run"]["id"] for run in offered] == [submitted]
 
 
 def test_an_idle_poll_is_answered_without_prefect(server: stack.Server) -> None:

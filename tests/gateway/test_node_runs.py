@@ -15,17 +15,6 @@ def _node(group: dict[str, str]) -> dict[str, str]:
     return {"X-Leruli-Group-Token": group["group_token"], "X-Leruli-Compute-Secret": group["compute_secret"]}
 
 
-def _submit(server: stack.Server, group: dict[str, str]) -> str:
-    response = httpx.post(
-        f"{server.url}/v1/jobs",
-        headers={"Authorization": f"Bearer {group['api_secret']}"},
-        json={"image": "leruli-busybox:1.0", "command": "true", "bucket": "leruli-" + "c" * 32},
-        timeout=30,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
 def _watch(server: stack.Server, group: dict[str, str], ids: list[str]) -> httpx.Response:
     return httpx.post(f"{server.url}/v1/node/runs", headers=_node(group), json={"ids": ids}, timeout=30)
 
@@ -34,7 +23,11 @@ def _watch(server: stack.Server, group: dict[str, str], ids: list[str]) -> httpx
 def test_a_node_reads_its_groups_runs_with_their_cancel(server: stack.Server) -> None:
     mine = server.init_group(f"watch-{uuid.uuid4().hex[:8]}")
     other = server.init_group(f"watch-{uuid.uuid4().hex[:8]}")
-    queued, cancelled, elsewhere = _submit(server, mine), _submit(server, mine), _submit(server, other)
+    queued, cancelled, elsewhere = (
+        stack.submit_unstaged_job(server, mine),
+        stack.submit_unstaged_job(server, mine),
+        stack.submit_unstaged_job(server, other),
+    )
     cancel = httpx.post(
         f"{server.url}/v1/jobs/{cancelled}/cancel",
         headers={"Authorization": f"Bearer {mine['api_secret']}"},
