@@ -69,23 +69,6 @@ def thread_environment(cores: int) -> dict[str, str]:
     return {name: str(cores) for name in THREAD_VARIABLES}
 
 
-def start_container(
-    client: docker.DockerClient,
-    spec: JobSpec,
-    run_dir: Path,
-    flow_run_id: str,
-    *,
-    user: str | None = None,
-    cpuset: str | None = None,
-    node: str | None = None,
-    attempt: int = 1,
-) -> Container:
-    """Create the job's container and start it (see `create_container` and `start_created`)."""
-    container = create_container(client, spec, run_dir, flow_run_id, user=user, node=node, attempt=attempt)
-    start_created(container, cpuset)
-    return container
-
-
 def create_container(
     client: docker.DockerClient,
     spec: JobSpec,

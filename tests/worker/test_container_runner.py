@@ -7,6 +7,7 @@ from pathlib import Path
 
 import docker
 import pytest
+from docker.models.containers import Container
 
 from leruli_prefect.job_spec import JobSpec
 from leruli_prefect.worker import container_runner
@@ -18,20 +19,27 @@ def engine(docker_ready: None) -> docker.DockerClient:
     return docker.DockerClient(base_url="unix:///var/run/docker.sock")
 
 
+def _start(engine: docker.DockerClient, spec: JobSpec, run_dir: Path, flow_run_id: str) -> Container:
+    """Create the job's container and start it unpinned, as the node does (create, then start)."""
+    container = container_runner.create_container(engine, spec, run_dir, flow_run_id)
+    container_runner.start_created(container, None)
+    return container
+
+
 def _run(
     engine: docker.DockerClient, run_dir: Path, command: str, **limits: int
 ) -> container_runner.ContainerOutcome:
     run_dir.mkdir(exist_ok=True)
     (run_dir / "run.sh").write_text(f"#!/bin/bash\n{command}\n")
     spec = JobSpec(image=TEST_IMAGE, command=command, bucket="leruli-" + "b" * 32, **limits)
-    container = container_runner.start_container(engine, spec, run_dir, f"test-{run_dir.name}")
+    container = _start(engine, spec, run_dir, f"test-{run_dir.name}")
     return container_runner.wait_for_container(container, run_dir, spec.time_limit_s)
 
 
 def test_container_is_hardened_and_labelled(engine: docker.DockerClient, tmp_path: Path) -> None:
     (tmp_path / "run.sh").write_text("#!/bin/bash\nsleep 5\n")
     spec = JobSpec(image=TEST_IMAGE, command="sleep 5", cores=2, memory_mb=300, bucket="leruli-" + "c" * 32)
-    container = container_runner.start_container(engine, spec, tmp_path, "hardening")
+    container = _start(engine, spec, tmp_path, "hardening")
     try:
         config = engine.api.inspect_container(container.id)
         host = config["HostConfig"]
@@ -70,7 +78,7 @@ def test_on_exit_comes_once_when_the_container_ended_before_it_is_removed(
     run_dir.mkdir()
     (run_dir / "run.sh").write_text("#!/bin/bash\necho bye\n")
     spec = JobSpec(image=TEST_IMAGE, command="echo bye", bucket="leruli-" + "e" * 32)
-    container = container_runner.start_container(engine, spec, run_dir, "exits")
+    container = _start(engine, spec, run_dir, "exits")
     seen: list[tuple[str, bool]] = []
 
     def on_exit() -> None:
