@@ -26,10 +26,35 @@ const PAGE_TIMEOUT_MS = 45000;
 const SHOWN_TIMEOUT_MS = 30000; // until the page shows the text that says it has loaded
 const QUIET_TIMEOUT_MS = 10000; // then until its API calls are done (the UI polls, so not forever)
 
-async function signIn(page, base, secret) {
-  await page.goto(`${base}/dashboard`, { timeout: PAGE_TIMEOUT_MS });
+// A first load that never shows the login prompt is reloaded this many times before the walk fails; each
+// such load is reported (URL, text, API answers, screenshot), so a slow or stuck UI start stays visible.
+const SIGN_IN_LOADS = 3;
+
+async function signIn(page, base, secret, screenshots, walk) {
   const field = page.getByPlaceholder('admin:pass');
-  await field.waitFor({ timeout: PAGE_TIMEOUT_MS });
+  for (let load = 1; ; load += 1) {
+    const answers = [];
+    const onResponse = (response) => answers.push(`${response.status()} ${new URL(response.url()).pathname}`);
+    const onFailed = (request) => answers.push(`failed ${new URL(request.url()).pathname}: ${request.failure().errorText}`);
+    page.on('response', onResponse);
+    page.on('requestfailed', onFailed);
+    const started = Date.now();
+    try {
+      await page.goto(`${base}/dashboard`, { timeout: PAGE_TIMEOUT_MS });
+      await field.waitFor({ timeout: SHOWN_TIMEOUT_MS });
+      break;
+    } catch (error) {
+      const text = (await page.locator('body').innerText().catch(() => '')).slice(0, 300);
+      const screenshot = path.join(screenshots, `${walk}-sign-in-${load}.png`);
+      await page.screenshot({ path: screenshot, fullPage: true }).catch(() => {});
+      console.error(`${walk} sign-in load ${load}: no login prompt after ${Date.now() - started} ms at ` +
+                    `${page.url()}; text ${JSON.stringify(text)}; answers ${JSON.stringify(answers)}; ${error.message}`);
+      if (load >= SIGN_IN_LOADS) throw error;
+    } finally {
+      page.off('response', onResponse);
+      page.off('requestfailed', onFailed);
+    }
+  }
   await field.fill(secret);
   await page.getByRole('button', { name: 'Login' }).click();
   await page.waitForURL((url) => !url.pathname.endsWith('/login'), { timeout: PAGE_TIMEOUT_MS });
@@ -87,7 +112,7 @@ async function main() {
     });
     try {
       const page = context.pages()[0] || (await context.newPage());
-      await signIn(page, walk.base, walk.secret);
+      await signIn(page, walk.base, walk.secret, plan.screenshots, walk.name);
       const pages = {};
       for (const spec of walk.pages) {
         pages[spec.name] = await visit(page, walk.base, walk.secret, spec, plan.screenshots, walk.name);
