@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 from collections.abc import Callable
 from uuid import UUID
 
 from leruli_prefect.attempts import WORKER_NAME_HEADER, attempt_of, is_written_off
-from leruli_prefect.gateway import audit, job_reads, result_storage, run_owners, ui_tenant
+from leruli_prefect.gateway import audit, claim_labels, job_reads, result_storage, run_owners, ui_tenant
 from leruli_prefect.gateway.asgi import ASGIApp, Message, Receive, Refused, Scope, Send, send_json
 from leruli_prefect.gateway.callers import (
     COMPUTE_SECRET_HEADER,
@@ -86,9 +87,13 @@ class PrefectGuard:
                     operator_secret=state.operator_secret,
                 )
             if caller.kind is SecretKind.compute:
-                receive = await self._authorize_node(
-                    state, caller, method, api_path, receive, worker_name=headers.get(WORKER_NAME_HEADER)
+                worker_name = headers.get(WORKER_NAME_HEADER)
+                receive, claimed = await self._authorize_node(
+                    state, caller, method, api_path, receive, worker_name=worker_name
                 )
+                if claimed is not None and worker_name:
+                    label = functools.partial(claim_labels.label_claimed_run, claimed, worker_name)
+                    send = claim_labels.labelling_when_accepted(send, label)
                 if method == "POST" and api_path.endswith(_POLL_SUFFIX):
                     assert caller.group is not None
                     body = await _read_body(receive)
@@ -166,8 +171,9 @@ class PrefectGuard:
         receive: Receive,
         *,
         worker_name: str | None,
-    ) -> Receive:
-        """Check the route and its ownership; returns the receive to use (the body may have been read)."""
+    ) -> tuple[Receive, UUID | None]:
+        """Check the route and its ownership; returns the receive to use (the body may have been read), and
+        the run a claim (a proposed Pending) is for."""
         assert caller.group is not None
         group = caller.group
         matched = match_node_route(method, api_path)
@@ -188,14 +194,14 @@ class PrefectGuard:
                 if proposed != "PENDING":  # a claim: fenced by Prefect (Pending only from Scheduled)
                     await _check_fence(state, UUID(params["id"]), worker_name, proposed=proposed)
                 await _check_result_reference(state, group.name, body)
-                return replay(body, receive)
+                return replay(body, receive), UUID(params["id"]) if proposed == "PENDING" else None
             if method == "PATCH" and not api_path.endswith("/labels"):
                 await _check_fence(state, UUID(params["id"]), worker_name)
         if route.ownership is Ownership.logs:
             body = await _read_body(receive)
             await _check_logs(state, body, UUID(group.deployment_id))
-            return replay(body, receive)
-        return receive
+            return replay(body, receive), None
+        return receive, None
 
 
 async def _check_flow_run(state: GatewayState, run_id: UUID, deployment_id: UUID) -> None:
@@ -205,8 +211,8 @@ async def _check_flow_run(state: GatewayState, run_id: UUID, deployment_id: UUID
 
 def _proposed_type(body: bytes) -> str | None:
     """The type of a proposed state, e.g. "PENDING" (a node claiming a Scheduled run; Prefect accepts Pending
-    from nothing else). A node that lost a run may claim a later attempt; its claim then labels the run as
-    its own again (`PATCH .../labels`, also outside the fence)."""
+    from nothing else). A node that lost a run may claim a later attempt; its accepted claim then labels the
+    run as its own again (`claim_labels`)."""
     try:
         proposed = json.loads(body)["state"]["type"]
     except (ValueError, KeyError, TypeError):

@@ -243,6 +243,11 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         through the gateway before every job's start, telling nobody anything (test_polling.py checks that
         the base class still calls this hook)."""
 
+    async def _give_worker_labels_to_flow_run(self, flow_run_id: UUID) -> None:
+        """No labels request: the gateway labels a run with its holder when it accepts the node's claim,
+        before the node hears the answer (`gateway/claim_labels.py`; test_recent_reads.py checks that the
+        base class still calls this hook)."""
+
     async def get_and_submit_flow_runs(self) -> list[FlowRun]:
         """Ask for runs only while a slot is free, one poll at a time.
 

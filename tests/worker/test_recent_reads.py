@@ -59,3 +59,11 @@ def test_the_submitting_hook_we_silence_still_exists() -> None:
     assert_hook_still_used(
         "_propose_submitting_state", ["self", "flow_run"], BaseWorker._submit_run_and_capture_errors
     )
+
+
+def test_the_labels_hook_we_silence_still_exists() -> None:
+    # LeruliWorker leaves a claimed run's labels to the gateway (claim_labels.py) by overriding this private
+    # hook; if Prefect renames it, the labels request comes back silently: this test fails first.
+    assert_hook_still_used(
+        "_give_worker_labels_to_flow_run", ["self", "flow_run_id"], BaseWorker._submit_run_and_capture_errors
+    )
