@@ -49,7 +49,7 @@ def direct_docker_runs(bench: BenchStack, jobs: int) -> float:
 def as_one_batch(bench: BenchStack, specs: list[JobSpec]) -> list[UUID]:
     """One `POST /v1/jobs/batch`, each job with its idempotency key."""
     created = bench.gateway(RUN_GROUP).submit_jobs([(spec, uuid.uuid4().hex) for spec in specs])
-    return [job["id"] for job in created]
+    return [uuid.UUID(str(job["id"])) for job in created]
 
 
 def one_by_one(bench: BenchStack, specs: list[JobSpec]) -> list[UUID]:
