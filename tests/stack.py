@@ -268,6 +268,32 @@ def submit_unstaged_job(server: Server, group: dict[str, str]) -> str:
     return response.json()["id"]
 
 
+def node_headers(group: dict[str, str]) -> dict[str, str]:
+    """What a compute node of `group` sends with every request."""
+    return {"X-Leruli-Group-Token": group["group_token"], "X-Leruli-Compute-Secret": group["compute_secret"]}
+
+
+def queue_last_polled(server: Server, pool: str) -> str | None:
+    """When Prefect last noted a poll of the pool's (first) queue, as Prefect reports it."""
+    response = httpx.post(
+        f"{server.url}/prefect/api/work_pools/{pool}/queues/filter",
+        headers={"Authorization": f"Bearer {server.operator_secret}"},
+        json={},
+        timeout=30,
+    )
+    response.raise_for_status()
+    return response.json()[0]["last_polled"]
+
+
+def wait_until_polled(server: Server, pool: str, timeout: float = 20) -> str:
+    """When Prefect noted its first poll of the pool (it notes a poll a moment after answering it)."""
+    deadline = time.monotonic() + timeout
+    while (polled := queue_last_polled(server, pool)) is None:
+        assert time.monotonic() < deadline, f"Prefect never noted a poll of {pool}"
+        time.sleep(0.2)
+    return polled
+
+
 def wait_for_final_state(
     server: Server, group: dict[str, str], job_id: str, timeout: float = 120
 ) -> dict[str, object]:

@@ -26,7 +26,13 @@ class Refused(Exception):
 async def send_json(
     send: Send, status: int, content: object, headers: Sequence[tuple[bytes, bytes]] = ()
 ) -> None:
-    body = json.dumps(content).encode()
+    await send_json_bytes(send, status, json.dumps(content).encode(), headers)
+
+
+async def send_json_bytes(
+    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """An answer whose body is JSON already."""
     await send(
         {
             "type": "http.response.start",

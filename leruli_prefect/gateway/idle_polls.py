@@ -8,7 +8,8 @@ nodes"). One indexed query answers most of those polls: if none of the pool's ru
 the answer is an empty list whatever else Prefect would check (paused queues, concurrency limits).
 
 Prefect still gets a poll of each pool at least every `REAL_POLL_SECONDS`: its foreman marks a queue and a
-deployment NOT_READY (shown in its UI) when neither was polled for 60 s.
+deployment NOT_READY (shown in its UI) when neither was polled for 60 s. Between those, a poll that does find
+runs is answered by `due_polls`.
 """
 
 from __future__ import annotations

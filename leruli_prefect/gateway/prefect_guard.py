@@ -19,8 +19,16 @@ from collections.abc import Callable
 from uuid import UUID
 
 from leruli_prefect.attempts import WORKER_NAME_HEADER, attempt_of, is_written_off
-from leruli_prefect.gateway import audit, claim_labels, job_reads, result_storage, run_owners, ui_tenant
-from leruli_prefect.gateway.asgi import ASGIApp, Message, Receive, Refused, Scope, Send, send_json
+from leruli_prefect.gateway import (
+    audit,
+    claim_labels,
+    due_polls,
+    job_reads,
+    result_storage,
+    run_owners,
+    ui_tenant,
+)
+from leruli_prefect.gateway.asgi import ASGIApp, Message, Receive, Refused, Scope, Send, send_json_bytes
 from leruli_prefect.gateway.callers import (
     COMPUTE_SECRET_HEADER,
     GROUP_TOKEN_HEADER,
@@ -97,8 +105,9 @@ class PrefectGuard:
                 if method == "POST" and api_path.endswith(_POLL_SUFFIX):
                     assert caller.group is not None
                     body = await _read_body(receive)
-                    if await state.idle_polls.nothing_due(caller.group.work_pool, body):
-                        return await send_json(send, 200, [])
+                    answer = await _answer_poll(state, caller.group.work_pool, body)
+                    if answer is not None:
+                        return await send_json_bytes(send, 200, answer)
                     state.idle_polls.passed(caller.group.work_pool)
                     receive = replay(body, receive)
             elif caller.kind is not SecretKind.operator:
@@ -202,6 +211,16 @@ class PrefectGuard:
             await _check_logs(state, body, UUID(group.deployment_id))
             return replay(body, receive), None
         return receive, None
+
+
+async def _answer_poll(state: GatewayState, pool: str, body: bytes) -> bytes | None:
+    """The answer to a node's poll, found here while Prefect has had a poll of the pool lately: empty after
+    one indexed query (`idle_polls`), else from Prefect's own query (`due_polls`); None: Prefect answers."""
+    if not state.idle_polls.prefect_polled_lately(pool):
+        return None
+    if await state.idle_polls.nothing_due(pool, body):
+        return b"[]"
+    return await due_polls.answer_poll(pool, body)
 
 
 async def _check_flow_run(state: GatewayState, run_id: UUID, deployment_id: UUID) -> None:

@@ -18,12 +18,8 @@ from tests import stack
 PENDING = {"state": {"type": "PENDING", "name": "Pending"}}
 
 
-def _node_headers(group: dict[str, str]) -> dict[str, str]:
-    return {"X-Leruli-Group-Token": group["group_token"], "X-Leruli-Compute-Secret": group["compute_secret"]}
-
-
 def _claim(server: stack.Server, group: dict[str, str], run_id: str, worker: str | None) -> httpx.Response:
-    headers = _node_headers(group)
+    headers = stack.node_headers(group)
     if worker is not None:
         headers[WORKER_NAME_HEADER] = worker
     url = f"{server.url}/prefect/api/flow_runs/{run_id}/set_state"
@@ -67,7 +63,7 @@ def test_a_node_that_dies_right_after_its_claim_loses_the_job(server: stack.Serv
     run_id = stack.submit_unstaged_job(server, group)
     heartbeat = httpx.post(
         f"{server.url}/prefect/api/work_pools/{group['work_pool']}/workers/heartbeat",
-        headers=_node_headers(group),
+        headers=stack.node_headers(group),
         json={"name": "ghost", "heartbeat_interval_seconds": 1},
         timeout=30,
     )

@@ -56,24 +56,10 @@ def test_a_malformed_poll_is_left_to_prefect(body: bytes) -> None:
 def _poll(server: stack.Server, group: dict[str, str], scheduled_before: datetime) -> httpx.Response:
     return httpx.post(
         f"{server.url}/prefect/api/work_pools/{group['work_pool']}/get_scheduled_flow_runs",
-        headers={
-            "X-Leruli-Group-Token": group["group_token"],
-            "X-Leruli-Compute-Secret": group["compute_secret"],
-        },
+        headers=stack.node_headers(group),
         json={"scheduled_before": scheduled_before.isoformat(), "limit": 5},
         timeout=30,
     )
-
-
-def _queue_last_polled(server: stack.Server, pool: str) -> str | None:
-    response = httpx.post(
-        f"{server.url}/prefect/api/work_pools/{pool}/queues/filter",
-        headers={"Authorization": f"Bearer {server.operator_secret}"},
-        json={},
-        timeout=30,
-    )
-    response.raise_for_status()
-    return response.json()[0]["last_polled"]
 
 
 @stack.on_both_databases
@@ -93,14 +79,11 @@ def test_an_idle_poll_is_answered_without_prefect(server: stack.Server) -> None:
     group = server.init_group(f"polls-{uuid.uuid4().hex[:8]}")
     started = time.monotonic()
     assert _poll(server, group, datetime.now(UTC)).json() == []
-    deadline = time.monotonic() + 20
-    while (first := _queue_last_polled(server, group["work_pool"])) is None:  # Prefect notes it a bit later
-        assert time.monotonic() < deadline, "Prefect never noted the first poll"
-        time.sleep(0.2)
+    first = stack.wait_until_polled(server, group["work_pool"])
     for _ in range(5):
         response = _poll(server, group, datetime.now(UTC))
         assert response.status_code == 200
         assert response.json() == []
     time.sleep(1)
     assert time.monotonic() - started < REAL_POLL_SECONDS, "too slow to tell: the next poll goes to Prefect"
-    assert _queue_last_polled(server, group["work_pool"]) == first
+    assert stack.queue_last_polled(server, group["work_pool"]) == first
