@@ -9,7 +9,9 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
+from leruli_prefect.gateway import due_polls
 from leruli_prefect.gateway.due_polls import NotPlain, read_poll
 from leruli_prefect.gateway.idle_polls import REAL_POLL_SECONDS
 from tests import stack
@@ -110,3 +112,12 @@ def test_a_poll_of_a_queue_the_pool_lacks_gets_prefects_404(server: stack.Server
     stack.submit_unstaged_job(server, group)
     missing = _poll(server, group, {"work_queue_names": ["no-such-queue"]}, node=True)
     assert missing.status_code == 404, missing.text
+
+
+@pytest.mark.anyio
+async def test_a_database_error_leaves_the_poll_to_prefect(monkeypatch: pytest.MonkeyPatch) -> None:
+    def busy() -> None:
+        raise sa.exc.OperationalError("BEGIN", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(due_polls, "provide_database_interface", busy)
+    assert await due_polls.answer_poll("pool", b'{"limit": 5}') is None
