@@ -16,8 +16,7 @@ queue that does not exist, a limit Prefect refuses, a malformed body) goes to Pr
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import prefect
 import sqlalchemy as sa
@@ -26,6 +25,7 @@ from prefect.server.database import provide_database_interface
 from prefect.settings import PREFECT_SERVER_API_DEFAULT_LIMIT
 from pydantic import TypeAdapter
 
+from leruli_prefect.gateway.idle_polls import read_moment
 from leruli_prefect.gateway.scheduled_runs_query import PINNED_PREFECT
 
 if not prefect.__version__.startswith(PINNED_PREFECT):
@@ -37,16 +37,6 @@ _ANSWER = TypeAdapter(list[schemas.responses.WorkerFlowRunResponse])
 
 class NotPlain(ValueError):
     """A poll this module leaves to Prefect."""
-
-
-def _moment(data: dict[str, Any], key: str) -> datetime | None:
-    raw = data.get(key)
-    if raw is None:
-        return None
-    if not isinstance(raw, str):
-        raise NotPlain(f"{key} is not a date-time string")
-    moment = datetime.fromisoformat(raw)  # ValueError: not plain either
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def read_poll(body: bytes) -> tuple[list[str], datetime | None, datetime | None, int]:
@@ -62,7 +52,7 @@ def read_poll(body: bytes) -> tuple[list[str], datetime | None, datetime | None,
     limit = default_limit if limit is None else limit
     if not isinstance(limit, int) or isinstance(limit, bool) or not 0 <= limit <= default_limit:
         raise NotPlain("a limit Prefect refuses")
-    return names, _moment(data, "scheduled_before"), _moment(data, "scheduled_after"), limit
+    return names, read_moment(data, "scheduled_before"), read_moment(data, "scheduled_after"), limit
 
 
 async def answer_poll(pool: str, body: bytes) -> bytes | None:

@@ -18,6 +18,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from prefect.server.database import provide_database_interface
@@ -62,11 +63,17 @@ def _scheduled_before(body: bytes) -> datetime | None:
     data = json.loads(body or b"{}")
     if not isinstance(data, dict):
         raise ValueError("a poll's body is a JSON object")
-    raw = data.get("scheduled_before")
+    return read_moment(data, "scheduled_before")
+
+
+def read_moment(data: dict[str, Any], key: str) -> datetime | None:
+    """A poll's date-time field as Prefect reads it (None when absent; naive means UTC); ValueError if it is
+    not a date-time string."""
+    raw = data.get(key)
     if raw is None:
         return None
     if not isinstance(raw, str):
-        raise ValueError("scheduled_before is a date-time string")
+        raise ValueError(f"{key} is a date-time string")
     moment = datetime.fromisoformat(raw)
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
