@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Annotated
@@ -86,7 +87,18 @@ def start(
     write_server_info(config)
     typer.echo(f"leruli server on {config.url}  (REST API {config.url}/v1, Prefect UI {config.url}/prefect/)")
     typer.echo(f"Prefect UI password: the operator secret in {config.data_dir / 'operator-secret'}")
+    _show_gateway_logs()
     uvicorn.run(app_, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+
+
+def _show_gateway_logs() -> None:
+    """Print the gateway's own INFO lines (ready, node sockets closed at a rotation) beside uvicorn's;
+    without a handler Python shows only warnings."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)-9s %(message)s"))  # uvicorn's `INFO:     ...` look
+    gateway = logging.getLogger("leruli_prefect.gateway")
+    gateway.addHandler(handler)
+    gateway.setLevel(logging.INFO)
 
 
 @app.command("init-group")

@@ -33,6 +33,7 @@ from leruli_prefect.gateway.routes import (
 )
 from leruli_prefect.gateway.server_config import ServerConfig
 from leruli_prefect.gateway.state import GatewayState
+from leruli_prefect.startup_heap import freeze_startup_heap
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +70,12 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
                     base_job_template=base_job_template,
                     prefect_writes=writes,
                 )
-                logger.info("leruli gateway ready on %s", config.url)
+                frozen = freeze_startup_heap()
+                logger.info(
+                    "leruli gateway ready on %s (%d startup objects kept from collections)",
+                    config.url,
+                    frozen,
+                )
                 sweeper = asyncio.create_task(
                     lost_nodes.sweep_forever(
                         client,
