@@ -3,9 +3,11 @@
 Each file is read once: every part is hashed (SHA-256 of the whole file for the result record, MD5 of the
 part for its `Content-MD5`, storage/part_upload.py) while earlier parts are on their way (reading the file
 once for the digest and once more for boto3's `upload_file` cost 2.4 s extra on a 512 MiB output here).
-After the upload, `head_object` must report the size and the ETag the parts imply: the MD5 of the content
-for one part, the MD5 of the parts' MD5s with `-N` for several (the rule every S3 follows; Ceph RGW 16
-knows no `x-amz-checksum-sha256`).
+S3 must then report the ETag the parts imply: the MD5 of the content for one part, the MD5 of the parts' MD5s
+with `-N` for several (the rule every S3 follows; Ceph RGW 16 knows no `x-amz-checksum-sha256`). Its answer
+to `put_object` carries that ETag, so a small file needs no `head_object` (a round trip per file, about two
+per job); RGW answers the completion of a multipart upload with an empty ETag, so a large file is asked for
+its size and ETag afterwards.
 
 Blocking calls; the worker runs them in a thread.
 """
@@ -65,7 +67,13 @@ def upload_checked(s3: S3Client, path: Path, bucket: str, key: str) -> FileDiges
         raise StorageError(f"cannot upload {path} to {bucket}/{key}: {exc}") from exc
     if digest.size != size:
         raise StorageError(f"{path} changed size while it was uploaded ({size} -> {digest.size} bytes)")
-    check_uploaded(s3, bucket, digest)
+    if not sent.reported_etag:
+        check_uploaded(s3, bucket, digest)
+    elif sent.reported_etag != digest.etag:
+        raise CorruptUploadError(
+            f"upload of {key} is corrupt: S3 stored ETag {sent.reported_etag}, "
+            f"the file's {size} bytes have ETag {digest.etag}"
+        )
     return digest
 
 

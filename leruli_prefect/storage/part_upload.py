@@ -39,6 +39,7 @@ class Readable(Protocol):
 class SentObject:
     size: int
     etag: str  # what S3 must report for it, without quotes
+    reported_etag: str  # the ETag in S3's answer, without quotes; empty when it gave none
 
 
 def part_size_for(size: int) -> int:
@@ -82,8 +83,8 @@ def put_bytes(s3: S3Client, bucket: str, key: str, body: bytes, content_type: st
     """One `put_object` of `body` with its `Content-MD5`."""
     md5 = hashlib.md5(body, usedforsecurity=False).digest()
     extra = {"ContentType": content_type} if content_type else {}
-    s3.put_object(Bucket=bucket, Key=key, Body=body, ContentMD5=_b64(md5), **extra)
-    return SentObject(len(body), md5.hex())
+    answer = s3.put_object(Bucket=bucket, Key=key, Body=body, ContentMD5=_b64(md5), **extra)
+    return SentObject(len(body), md5.hex(), _unquoted(answer))
 
 
 def etag_of(size: int, part_md5s: list[bytes]) -> str:
@@ -136,18 +137,22 @@ def _send_multipart(
                     break  # a part failed: stop reading, its error is raised below
                 sent.append(pool.submit(send, number, chunk))
             answers = [future.result() for future in sent]
-        s3.complete_multipart_upload(
+        completed = s3.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": answers}
         )
     except BaseException:
         _abort_quietly(s3, bucket, key, upload_id)
         raise
-    return SentObject(size, _multipart_etag(part_md5s))
+    return SentObject(size, _multipart_etag(part_md5s), _unquoted(completed))
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield first
     yield from rest
+
+
+def _unquoted(answer: Any) -> str:
+    return str(answer.get("ETag", "")).strip('"')
 
 
 def _b64(digest: bytes) -> str:

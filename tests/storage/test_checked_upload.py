@@ -11,7 +11,12 @@ from typing import Any
 import pytest
 
 from leruli_prefect.storage.buckets import create_bucket, delete_bucket, new_bucket_name
-from leruli_prefect.storage.checked_upload import CorruptUploadError, digest_file, upload_checked
+from leruli_prefect.storage.checked_upload import (
+    CorruptUploadError,
+    check_uploaded,
+    digest_file,
+    upload_checked,
+)
 from leruli_prefect.storage.job_files import upload_run_dir
 from leruli_prefect.storage.s3_client import make_s3_client
 from tests.storage.s3_doubles import DamagingS3
@@ -21,20 +26,36 @@ MB = 1024 * 1024
 
 class FakeS3:
     """Stores what `put_object` is given, optionally damaged on the way (one byte flipped), as an S3 would
-    that ignores `Content-MD5`: then the ETag read back is what catches it."""
+    that ignores `Content-MD5`, and answers the ETag of what it stored: that answer is what catches it."""
 
     def __init__(self, damage: str | None = None) -> None:
         self.objects: dict[str, bytes] = {}
         self.damage = damage
 
-    def put_object(self, Bucket: str, Key: str, Body: bytes, ContentMD5: str) -> None:  # noqa: N803
+    def put_object(self, Bucket: str, Key: str, Body: bytes, ContentMD5: str) -> dict[str, Any]:  # noqa: N803
         if Key == self.damage:
             Body = bytes([Body[0] ^ 1]) + Body[1:]
         self.objects[Key] = Body
+        return {"ETag": f'"{hashlib.md5(Body).hexdigest()}"'}
 
     def head_object(self, Bucket: str, Key: str) -> dict[str, Any]:  # noqa: N803 - boto3's names
         content = self.objects[Key]
         return {"ETag": f'"{hashlib.md5(content).hexdigest()}"', "ContentLength": len(content)}
+
+
+class CountingS3:
+    """A real S3 client that counts its `head_object` calls."""
+
+    def __init__(self, s3: Any) -> None:
+        self._s3 = s3
+        self.heads = 0
+
+    def head_object(self, **kwargs: Any) -> Any:
+        self.heads += 1
+        return self._s3.head_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
 
 
 def _files(directory: Path) -> None:
@@ -45,8 +66,21 @@ def _files(directory: Path) -> None:
 
 def test_a_corrupt_upload_fails_with_the_key_named(tmp_path: Path) -> None:
     _files(tmp_path)
-    with pytest.raises(CorruptUploadError, match=r"upload of sub/b.dat is corrupt: S3 holds 1000 bytes"):
+    with pytest.raises(
+        CorruptUploadError, match=r"upload of sub/b.dat is corrupt: S3 stored ETag [0-9a-f]{32},"
+    ):
         upload_run_dir(FakeS3(damage="sub/b.dat"), tmp_path, "bucket")  # type: ignore[arg-type]
+
+
+def test_an_object_that_differs_from_the_file_fails_the_check(tmp_path: Path) -> None:
+    (tmp_path / "b.dat").write_bytes(b"\x00" * 1000)
+    s3 = FakeS3(damage="b.dat")
+    s3.put_object(Bucket="bucket", Key="b.dat", Body=b"\x00" * 1000, ContentMD5="")
+    digest = digest_file(tmp_path / "b.dat", "b.dat")
+    with pytest.raises(
+        CorruptUploadError, match=r"upload of b.dat is corrupt: S3 holds 1000 bytes with ETag"
+    ):
+        check_uploaded(s3, "bucket", digest)  # type: ignore[arg-type]
 
 
 def test_an_intact_upload_gives_sizes_and_sha256(tmp_path: Path) -> None:
@@ -85,6 +119,25 @@ def test_real_s3_refuses_a_damaged_part_and_nothing_is_left(tmp_path: Path, s3_e
         assert digest.etag == digest_file(path, "out.bin").etag and digest.etag.endswith("-3")
     finally:
         delete_bucket(s3, bucket)
+
+
+def test_real_s3_is_asked_only_about_multipart_uploads(tmp_path: Path, s3_env: dict[str, str]) -> None:
+    """A small file's ETag comes with S3's answer to its PUT; RGW answers a multipart completion without
+    one, so a large file is checked with one `head_object`."""
+    (tmp_path / "small").write_bytes(os.urandom(1000))
+    (tmp_path / "large").write_bytes(os.urandom(9 * MB))
+    s3 = CountingS3(
+        make_s3_client(s3_env["LERULI_S3_SERVER"], s3_env["LERULI_S3_ACCESS"], s3_env["LERULI_S3_SECRET"])
+    )
+    bucket = new_bucket_name()
+    create_bucket(s3, bucket)  # type: ignore[arg-type]
+    try:
+        upload_checked(s3, tmp_path / "small", bucket, "small")  # type: ignore[arg-type]
+        assert s3.heads == 0
+        upload_checked(s3, tmp_path / "large", bucket, "large")  # type: ignore[arg-type]
+        assert s3.heads == 1  # Ceph RGW; an S3 that answers the ETag would need none
+    finally:
+        delete_bucket(s3, bucket)  # type: ignore[arg-type]
 
 
 def test_real_s3_agrees_with_the_computed_etags(tmp_path: Path, s3_env: dict[str, str]) -> None:
