@@ -5,9 +5,9 @@ The job gets a 512 MiB input and copies it to a 512 MiB output. Through the prod
 the CLI does (it reads ./leruli.bucket there): the outputs come down, the unchanged input is kept; the
 container's own run time (start to die) is taken off. Directly: the four transfers that job implies
 (input up, input down to the node, output up, output down to the user) with boto3's `upload_file` and
-`download_file`, on a client as boto3 makes it (the baseline of the target), and once more on a client with
-our settings (payloads not signed, storage/s3_client.py), shown beside it. Random bytes, so that
-compression gains nothing.
+`download_file`, on a client as boto3 makes it (the baseline of the target: before the job and after it, their
+mean), and once more on a client with our settings (payloads not signed, storage/s3_client.py), shown beside
+it. Random bytes, so that compression gains nothing.
 """
 
 from __future__ import annotations
@@ -79,21 +79,25 @@ def measure(bench: BenchStack, events: ContainerEvents) -> list[Figure]:
     job_dir.mkdir(parents=True)
     write_random_file(job_dir / "input.bin", HALF_GIB)
     try:
-        # boto3 as it comes (over plain http it signs every payload), then with our client's settings
-        direct = direct_transfers(bench, stack.s3_client(bench.s3_env), job_dir / "input.bin", work)
+        # boto3 as it comes (over plain http it signs every payload), then with our client's settings;
+        # the baseline of the target once more after the job: the same transfers took 6.5-8.5 s from one
+        # run to the next here, so a single one decided the ratio more than the job did.
+        direct_before = direct_transfers(bench, stack.s3_client(bench.s3_env), job_dir / "input.bin", work)
         unsigned = direct_transfers(bench, bench.s3(), job_dir / "input.bin", work)
         job, container = through_job(bench, events, job_dir)
+        direct_after = direct_transfers(bench, stack.s3_client(bench.s3_env), job_dir / "input.bin", work)
     finally:
         bench.delete_buckets()
         shutil.rmtree(work, ignore_errors=True)
     gib = 2 * HALF_GIB / 1024**3
+    direct = (direct_before + direct_after) / 2
     ratio = direct / job
     return [
         Figure(
             "4",
             f"staging 512 MiB in + 512 MiB out (container's {container:.1f} s taken off)",
             f"{gib / job * 1024:.0f} MiB/s ({job:.1f} s)",
-            baseline=f"{gib / direct * 1024:.0f} MiB/s ({direct:.1f} s) boto3",
+            baseline=f"{gib / direct * 1024:.0f} MiB/s ({direct_before:.1f}/{direct_after:.1f} s) boto3",
             ratio=ratio,
             target=f"ratio >= {RATIO_TARGET:g}",
             met=ratio >= RATIO_TARGET,
