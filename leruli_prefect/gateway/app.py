@@ -33,7 +33,7 @@ from leruli_prefect.gateway.routes import (
 )
 from leruli_prefect.gateway.server_config import ServerConfig
 from leruli_prefect.gateway.state import GatewayState
-from leruli_prefect.startup_heap import freeze_startup_heap
+from leruli_prefect.serving_heap import prepare_heap_for_serving
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
                     base_job_template=base_job_template,
                     prefect_writes=writes,
                 )
-                frozen = freeze_startup_heap()
+                frozen = prepare_heap_for_serving()
                 logger.info(
                     "leruli gateway ready on %s (%d startup objects kept from collections)",
                     config.url,

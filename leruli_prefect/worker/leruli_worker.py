@@ -34,8 +34,8 @@ from leruli_prefect.client import GatewayClient
 from leruli_prefect.errors import LeruliError, NodeDiskFullError, StorageUnavailableError
 from leruli_prefect.job_record import JobRecord
 from leruli_prefect.job_spec import JobSpec
+from leruli_prefect.serving_heap import prepare_heap_for_serving
 from leruli_prefect.settings import load_settings
-from leruli_prefect.startup_heap import freeze_startup_heap
 from leruli_prefect.storage.s3_client import make_s3_client
 from leruli_prefect.worker import (
     container_runner,
@@ -193,7 +193,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         except Exception as exc:  # the gateway or S3 away: the first job asks again
             self._logger.info("warm-up skipped (the first job sets up instead): %s", exc)
         # Prefect, docker-py and botocore are loaded by now: their objects need no more collections.
-        self._logger.info("%d startup objects kept from collections", freeze_startup_heap())
+        self._logger.info("%d startup objects kept from collections", prepare_heap_for_serving())
 
     async def teardown(self, *exc_info: Any) -> None:
         for task in self._background:

@@ -1,4 +1,4 @@
-"""Freezing a startup heap: later garbage is still collected; the server and a node freeze theirs."""
+"""The heap set up for serving: later garbage is still collected; the server and a node freeze theirs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import re
 import time
 import weakref
 
-from leruli_prefect.startup_heap import freeze_startup_heap
+from leruli_prefect.serving_heap import YOUNG_COLLECTION_ALLOCATIONS, prepare_heap_for_serving
 from tests import stack
 
 # A started server or node holds hundreds of thousands of objects; a freeze that took far fewer ran too early.
@@ -23,9 +23,11 @@ class _Cycle:
 def test_the_freeze_keeps_startup_cycles_and_collects_later_ones() -> None:
     startup = _Cycle()
     startup_alive = weakref.ref(startup)
+    thresholds = gc.get_threshold()
     try:
-        assert freeze_startup_heap() == gc.get_freeze_count() > 0
+        assert prepare_heap_for_serving() == gc.get_freeze_count() > 0
         assert gc.isenabled()
+        assert gc.get_threshold() == (YOUNG_COLLECTION_ALLOCATIONS, *thresholds[1:])
         later_alive = weakref.ref(_Cycle())  # unreachable at once: only a collection frees it
         del startup  # unreachable too, but frozen: the price of the freeze, paid for startup objects only
         gc.collect()
@@ -33,6 +35,7 @@ def test_the_freeze_keeps_startup_cycles_and_collects_later_ones() -> None:
         assert startup_alive() is not None
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
     gc.collect()
     assert startup_alive() is None
 
