@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import json
 from collections.abc import Callable
 from uuid import UUID
@@ -21,9 +20,9 @@ from uuid import UUID
 from leruli_prefect.attempts import WORKER_NAME_HEADER, attempt_of, is_written_off
 from leruli_prefect.gateway import (
     audit,
-    claim_labels,
     due_polls,
     job_reads,
+    node_states,
     result_storage,
     run_owners,
     ui_tenant,
@@ -95,13 +94,13 @@ class PrefectGuard:
                     operator_secret=state.operator_secret,
                 )
             if caller.kind is SecretKind.compute:
-                worker_name = headers.get(WORKER_NAME_HEADER)
-                receive, claimed = await self._authorize_node(
-                    state, caller, method, api_path, receive, worker_name=worker_name
+                receive, proposal = await self._authorize_node(
+                    state, caller, method, api_path, receive, headers=headers
                 )
-                if claimed is not None and worker_name:
-                    label = functools.partial(claim_labels.label_claimed_run, claimed, worker_name)
-                    send = claim_labels.labelling_when_accepted(send, label)
+                if proposal is not None:
+                    holder = headers.get(WORKER_NAME_HEADER)
+                    answer = await node_states.propose(proposal, lock=state.prefect_writes, holder=holder)
+                    return await send_json_bytes(send, answer.status, answer.body)
                 if method == "POST" and api_path.endswith(_POLL_SUFFIX):
                     assert caller.group is not None
                     body = await _read_body(receive)
@@ -179,11 +178,12 @@ class PrefectGuard:
         api_path: str,
         receive: Receive,
         *,
-        worker_name: str | None,
-    ) -> tuple[Receive, UUID | None]:
+        headers: dict[str, str],
+    ) -> tuple[Receive, node_states.Proposal | None]:
         """Check the route and its ownership; returns the receive to use (the body may have been read), and
-        the run a claim (a proposed Pending) is for."""
+        a proposed state for the gateway to orchestrate itself (`node_states`; None: Prefect answers)."""
         assert caller.group is not None
+        worker_name = headers.get(WORKER_NAME_HEADER)
         group = caller.group
         matched = match_node_route(method, api_path)
         if matched is None:
@@ -203,7 +203,7 @@ class PrefectGuard:
                 if proposed != "PENDING":  # a claim: fenced by Prefect (Pending only from Scheduled)
                     await _check_fence(state, UUID(params["id"]), worker_name, proposed=proposed)
                 await _check_result_reference(state, group.name, body)
-                return replay(body, receive), UUID(params["id"]) if proposed == "PENDING" else None
+                return replay(body, receive), node_states.parse(UUID(params["id"]), body, headers)
             if method == "PATCH" and not api_path.endswith("/labels"):
                 await _check_fence(state, UUID(params["id"]), worker_name)
         if route.ownership is Ownership.logs:

@@ -87,7 +87,12 @@ async def _retrying_busy(app: ASGIApp, scope: Scope, receive: Receive, send: Sen
                 raise
         if start is None or start["status"] != 503 or last:
             return
-        await asyncio.sleep(min(0.1 * 2**attempt, 2.0) * (0.5 + random.random()))
+        await busy_pause(attempt)
+
+
+async def busy_pause(attempt: int) -> None:
+    """The wait before retrying a write the busy database refused for the `attempt`th time (from 0)."""
+    await asyncio.sleep(min(0.1 * 2**attempt, 2.0) * (0.5 + random.random()))
 
 
 async def _too_large(send: Send) -> None:

@@ -53,6 +53,7 @@ from leruli_prefect.worker.claim_order import spread_among_equals
 from leruli_prefect.worker.memory_peak import MemoryPeak
 from leruli_prefect.worker.node_config import NodeConfig, load_node_config
 from leruli_prefect.worker.packing import NodeCapacity
+from leruli_prefect.worker.pid_update import without_infrastructure_pid
 from leruli_prefect.worker.recent_reads import RecentReads
 from leruli_prefect.worker.retries import Backoff, GatewayLink
 from leruli_prefect.worker.run_reads import RunReads, WatchedRun
@@ -173,6 +174,9 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         self.client.read_deployment = RecentReads(  # type: ignore[method-assign]
             self.client.read_deployment, ttl=DEPLOYMENT_READ_TTL_S
         )
+        # Nor does it record each container's name on its run (see `pid_update`).
+        unpidded = without_infrastructure_pid(self.client.update_flow_run)
+        self.client.update_flow_run = unpidded  # type: ignore[method-assign]
         try:
             lost = await asyncio.to_thread(
                 leftovers.remove_leftovers, self._docker_client(), self.node_config.data_dir

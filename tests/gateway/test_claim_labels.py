@@ -1,17 +1,14 @@
-"""A node's accepted claim labels its run with its holder in the same request (`gateway/claim_labels.py`)."""
+"""A node's accepted claim labels its run with its holder in the same transaction (`claim_labels`)."""
 
 from __future__ import annotations
 
-import gzip
 import time
 import uuid
 from typing import Any
 
 import httpx
-import pytest
 
 from leruli_prefect.attempts import HOLDER_LABEL, LOST_LABEL_PREFIX, WORKER_NAME_HEADER, attempt_of
-from leruli_prefect.gateway.claim_labels import is_accepted, labelling_when_accepted
 from leruli_prefect.gateway.job_runs import WORKER_TYPE
 from tests import stack
 
@@ -85,80 +82,3 @@ def test_a_claim_without_a_worker_name_is_answered_but_not_labelled(
     claimed = _claim(server, alpha, run_id, None)
     assert claimed.json()["status"] == "ACCEPT"
     assert HOLDER_LABEL not in _run(server, run_id)["labels"]
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "accepted"),
-    [
-        (201, b'{"status": "ACCEPT", "state": {}}', True),
-        (200, b'{"status": "ACCEPT"}', True),
-        (200, b'{"status": "REJECT"}', False),
-        (200, b'{"status": "ABORT"}', False),
-        (409, b'{"status": "ACCEPT"}', False),
-        (200, b"not json", False),
-        (200, b'["ACCEPT"]', False),
-    ],
-)
-def test_only_an_accepted_state_counts(status: int, body: bytes, accepted: bool) -> None:
-    assert is_accepted(_Answer(status, body).messages[0], body) is accepted
-
-
-@pytest.mark.parametrize(
-    ("body", "accepted"),
-    [
-        (gzip.compress(b'{"status": "ACCEPT"}'), True),
-        (gzip.compress(b'{"status": "ABORT"}'), False),
-        (b"not gzip", False),
-    ],
-)
-def test_a_gzipped_answer_is_read(body: bytes, accepted: bool) -> None:
-    start = {"type": "http.response.start", "status": 201, "headers": [(b"content-encoding", b"gzip")]}
-    assert is_accepted(start, body) is accepted
-
-
-class _Answer:
-    """Prefect's answer as ASGI messages (its start, then the body in `chunks`), passed through the labelling
-    send; what went out, and how many messages had gone out when the labels were written."""
-
-    def __init__(self, status: int, *chunks: bytes) -> None:
-        body = [{"type": "http.response.body", "body": chunk, "more_body": True} for chunk in chunks]
-        body[-1]["more_body"] = False
-        self.messages = [{"type": "http.response.start", "status": status, "headers": []}, *body]
-        self.sent: list[dict[str, Any]] = []
-        self.labelled: list[int] = []
-
-    async def pass_through(self, *, label_fails: bool = False) -> None:
-        async def send(message: dict[str, Any]) -> None:
-            self.sent.append(message)
-
-        async def label() -> None:
-            if label_fails:
-                raise RuntimeError("database away")
-            self.labelled.append(len(self.sent))
-
-        labelling = labelling_when_accepted(send, label)
-        for message in self.messages:
-            await labelling(message)
-
-
-@pytest.mark.anyio
-async def test_the_answer_waits_for_the_labels_and_is_passed_whole() -> None:
-    answer = _Answer(201, b'{"status": "AC', b'CEPT"}')
-    await answer.pass_through()
-    assert answer.labelled == [0]  # nothing of the answer went out before the labels were written
-    assert answer.sent == answer.messages
-
-
-@pytest.mark.anyio
-async def test_a_refused_claim_writes_no_labels() -> None:
-    answer = _Answer(200, b'{"status": "ABORT"}')
-    await answer.pass_through()
-    assert answer.labelled == []
-    assert answer.sent == answer.messages
-
-
-@pytest.mark.anyio
-async def test_a_failed_label_write_still_answers_the_node() -> None:
-    answer = _Answer(201, b'{"status": "ACCEPT"}')
-    await answer.pass_through(label_fails=True)
-    assert answer.sent == answer.messages

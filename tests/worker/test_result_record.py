@@ -79,7 +79,9 @@ def test_completed_job_has_its_record(
     assert record["peak_memory_bytes"] > 0
     assert record["image"] == TEST_IMAGE
     assert record["image_digest"] == engine.images.get(TEST_IMAGE).id  # `docker image inspect`'s Id
-    assert record["node"] == flow_run(server, job_id)["labels"][HOLDER_LABEL]
+    run = flow_run(server, job_id)
+    assert record["node"] == run["labels"][HOLDER_LABEL]
+    assert run["infrastructure_pid"] is None  # the node sent no update for it (worker/pid_update.py)
     files = {file["name"]: file for file in record["files"]}
     assert set(files) == {"run.sh", "out.txt", "rand.bin", "joblog.txt", "joberr.txt"}
     assert files["out.txt"] == {"name": "out.txt", "size": 5, "sha256": hashlib.sha256(b"hello").hexdigest()}

@@ -1,0 +1,130 @@
+"""A node's proposed state, orchestrated in the gateway's process instead of through Prefect's HTTP stack.
+
+A job makes three proposals (Pending, Running, its final state). Through Prefect's `POST
+/flow_runs/{id}/set_state` each cost the server 24-35 ms of CPU; the same `set_flow_run_state` with the
+same policy, called in-process, cost 9-10 ms (scratch measurement, 2026-11-28; bench/RESULTS.md). The
+difference is the second pass through ASGI: Prefect's middleware, dependency injection, request validation
+and response encoding. So the guard hands a node's proposal, once it has checked it, to `propose`, which
+does what Prefect's route does: the flow policy and orchestration parameters Prefect's dependencies
+provide, the request's API and client versions, one transaction, 201 for a new state and 200 otherwise, the
+answer in Prefect's JSON. A claim (an accepted Pending) gets its holder's labels in the same transaction,
+so no run is ever Pending without a holder.
+
+Left to Prefect: a proposal of Cancelling (its route also schedules a timeout check for it), and a body or
+header Prefect would refuse (it answers with its own message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from fastapi import HTTPException
+from prefect.server import models, schemas
+from prefect.server.api.dependencies import get_prefect_client_version, provide_request_api_version
+from prefect.server.api.server import is_client_retryable_exception
+from prefect.server.database import provide_database_interface
+from prefect.server.exceptions import ObjectNotFoundError
+from prefect.server.orchestration.dependencies import (
+    provide_flow_orchestration_parameters,
+    provide_flow_policy,
+)
+from pydantic import ValidationError
+
+from leruli_prefect.gateway import prefect_writes
+from leruli_prefect.gateway.claim_labels import label_claimed_run
+from leruli_prefect.gateway.prefect_writes import busy_pause
+
+if TYPE_CHECKING:
+    from packaging.version import Version
+
+logger = logging.getLogger(__name__)
+
+_LEFT_TO_PREFECT = {"CANCELLING"}
+
+
+@dataclass(frozen=True)
+class Proposal:
+    run_id: UUID
+    state: schemas.actions.StateCreate
+    force: bool
+    api_version: Version | None
+    client_version: str | None
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: bytes
+
+
+def parse(run_id: UUID, body: bytes, headers: dict[str, str]) -> Proposal | None:
+    """The proposal in a `set_state` request, or None when Prefect should answer it itself."""
+    try:
+        payload = json.loads(body)
+        state = schemas.actions.StateCreate.model_validate(payload["state"])
+        force = payload.get("force", False)
+    except (ValueError, KeyError, TypeError, ValidationError):
+        return None
+    if not isinstance(force, bool) or state.type.value in _LEFT_TO_PREFECT:
+        return None
+    try:
+        api_version = provide_request_api_version(headers.get("x-prefect-api-version"))
+    except HTTPException:  # not x.y.z
+        return None
+    client_version = get_prefect_client_version(headers.get("user-agent"))
+    return Proposal(run_id, state, force, api_version, client_version)
+
+
+async def propose(proposal: Proposal, *, lock: asyncio.Lock | None, holder: str | None) -> Answer:
+    """Orchestrate `proposal` as Prefect's route would; `holder` (a node's name) labels an accepted claim.
+
+    `lock` is the gateway's SQLite writer lock (None on PostgreSQL); a busy database is retried here, as
+    `prefect_writes` retries Prefect's 503."""
+    async with lock or contextlib.nullcontext():
+        for attempt in range(prefect_writes.BUSY_RETRIES + 1):
+            try:
+                return await _orchestrate(proposal, holder)
+            except ObjectNotFoundError as exc:
+                return _json(404, {"exception_message": str(exc)})
+            except Exception as exc:
+                if not is_client_retryable_exception(exc):
+                    logger.exception("a node's proposed state failed")
+                    return _json(500, {"exception_message": "Internal Server Error"})
+                if attempt == prefect_writes.BUSY_RETRIES:
+                    return _json(503, {"exception_message": "Service Unavailable"})
+            await busy_pause(attempt)
+    raise AssertionError("unreachable")
+
+
+async def _orchestrate(proposal: Proposal, holder: str | None) -> Answer:
+    parameters = await provide_flow_orchestration_parameters()
+    parameters.update({"api-version": proposal.api_version})
+    policy = await provide_flow_policy()
+    right_now = datetime.now(UTC)
+    db = provide_database_interface()
+    async with db.session_context(begin_transaction=True, with_for_update=True) as session:
+        result = await models.flow_runs.set_flow_run_state(
+            session=session,
+            flow_run_id=proposal.run_id,
+            state=schemas.states.State.model_validate(proposal.state),
+            force=proposal.force,
+            flow_policy=policy,
+            orchestration_parameters=parameters,
+            client_version=proposal.client_version,
+        )
+        accepted = result.status == schemas.responses.SetStateStatus.ACCEPT
+        if accepted and holder and proposal.state.type == schemas.states.StateType.PENDING:
+            await label_claimed_run(session, proposal.run_id, holder)
+    created = result.state is not None and result.state.timestamp >= right_now
+    return _json(201 if created else 200, result.model_dump(mode="json"))
+
+
+def _json(status: int, content: Any) -> Answer:
+    return Answer(status, json.dumps(content).encode())
