@@ -1,10 +1,10 @@
 """Prefect's worker records each job's container name as its flow run's `infrastructure_pid`, in a request of
 its own once the container has started: about 13 ms of the server's CPU per job (bench/RESULTS.md, row 2).
 
-Only Prefect's worker-side cancel of a still-Pending run reads it, and that is off on our nodes
-(`PREFECT_WORKER_ENABLE_CANCELLATION`); our own cancel (`worker/cancellation.py`) and `kill_infrastructure`'s
-callers go by the container's name, which follows from the run's id and attempt
-(`container_runner.container_name`). So a node leaves that update out; any other update goes through.
+Only Prefect's worker-side cancel of a still-Pending run reads it, to kill that run's infrastructure; it is
+off on our nodes (`PREFECT_WORKER_ENABLE_CANCELLATION`). With it on, such a run is marked Cancelled without
+the kill, and the node's own cancel watch (`worker/cancellation.py`) stops the container, which it knows by
+name (`container_runner.container_name`). So a node leaves that update out; any other update goes through.
 """
 
 from __future__ import annotations
