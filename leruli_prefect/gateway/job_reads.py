@@ -9,7 +9,7 @@ time (bench/RESULTS.md, row 6). These reads select the flow runs with Prefect's 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -19,6 +19,9 @@ from prefect.server.database import provide_database_interface
 from leruli_prefect.gateway.job_runs import job_view
 from leruli_prefect.gateway.models import JobView, WatchedRun
 from leruli_prefect.gateway.result_storage import StorageLookup, reference_of, with_locations
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 
 async def read_job_views(
@@ -74,10 +77,19 @@ async def read_run_facts(run_id: UUID) -> RunFacts | None:
     """The run's deployment, labels and state type (one indexed query), or None if absent."""
     db = provide_database_interface()
     async with db.session_context() as session:
-        query = sa.select(db.FlowRun.deployment_id, db.FlowRun.labels, db.FlowRun.state_type).where(
-            db.FlowRun.id == run_id
-        )
-        row = (await session.execute(query)).first()
+        return await read_run_facts_in(session, run_id)
+
+
+async def read_run_facts_in(
+    session: AsyncSession, run_id: UUID, *, for_update: bool = False
+) -> RunFacts | None:
+    """`read_run_facts` in `session`'s transaction; `for_update` locks the run's row (on PostgreSQL: on
+    SQLite the transaction's write lock already keeps every other writer out)."""
+    db = provide_database_interface()
+    query = sa.select(db.FlowRun.deployment_id, db.FlowRun.labels, db.FlowRun.state_type).where(
+        db.FlowRun.id == run_id
+    )
+    row = (await session.execute(query.with_for_update() if for_update else query)).first()
     if row is None:
         return None
     state_type = row[2].value if row[2] is not None else None

@@ -1,14 +1,17 @@
 """A node's proposed state, orchestrated in the gateway's process instead of through Prefect's HTTP stack.
 
-A job makes three proposals (Pending, Running, its final state). Through Prefect's `POST
-/flow_runs/{id}/set_state` each cost the server 24-35 ms of CPU; the same `set_flow_run_state` with the
-same policy, called in-process, cost 9-10 ms (scratch measurement, 2026-11-28; bench/RESULTS.md). The
-difference is the second pass through ASGI: Prefect's middleware, dependency injection, request validation
-and response encoding. So the guard hands a node's proposal, once it has checked it, to `propose`, which
-does what Prefect's route does: the flow policy and orchestration parameters Prefect's dependencies
+A job makes three proposals (Pending, Running, its final state), each once through the guard and again
+through Prefect's own ASGI stack (middleware, dependency injection, validation, encoding). The guard now
+hands a node's proposal, once it has checked the caller, to `propose`, which does what Prefect's route
+`POST /flow_runs/{id}/set_state` does: the flow policy and orchestration parameters Prefect's dependencies
 provide, the request's API and client versions, one transaction, 201 for a new state and 200 otherwise, the
-answer in Prefect's JSON. A claim (an accepted Pending) gets its holder's labels in the same transaction,
-so no run is ever Pending without a holder.
+answer in Prefect's JSON. Two things are better for it than before:
+- the run's fence (`run_fence`) is checked in the transaction that writes the state: no write-off of the
+  node can come in between;
+- a claim (an accepted Pending) gets its holder's labels in the same transaction: no run is ever Pending
+  without a holder.
+What it saves is measured in bench/RESULTS.md (row 2): most of a proposal's cost is Prefect's
+orchestration itself, 10 to 21 SQL statements, which stays.
 
 Left to Prefect: a proposal of Cancelling (its route also schedules a timeout check for it), and a body or
 header Prefect would refuse (it answers with its own message).
@@ -37,8 +40,11 @@ from prefect.server.orchestration.dependencies import (
 )
 from pydantic import ValidationError
 
-from leruli_prefect.gateway import prefect_writes
+from leruli_prefect.attempts import WORKER_NAME_HEADER
+from leruli_prefect.gateway import prefect_writes, run_fence
+from leruli_prefect.gateway.asgi import Refused
 from leruli_prefect.gateway.claim_labels import label_claimed_run
+from leruli_prefect.gateway.job_reads import read_run_facts_in
 from leruli_prefect.gateway.prefect_writes import busy_pause
 
 if TYPE_CHECKING:
@@ -56,6 +62,7 @@ class Proposal:
     force: bool
     api_version: Version | None
     client_version: str | None
+    holder: str | None  # the proposing node's name (Prefect's worker sends it with every request)
 
 
 @dataclass(frozen=True)
@@ -79,18 +86,21 @@ def parse(run_id: UUID, body: bytes, headers: dict[str, str]) -> Proposal | None
     except HTTPException:  # not x.y.z
         return None
     client_version = get_prefect_client_version(headers.get("user-agent"))
-    return Proposal(run_id, state, force, api_version, client_version)
+    return Proposal(run_id, state, force, api_version, client_version, headers.get(WORKER_NAME_HEADER))
 
 
-async def propose(proposal: Proposal, *, lock: asyncio.Lock | None, holder: str | None) -> Answer:
-    """Orchestrate `proposal` as Prefect's route would; `holder` (a node's name) labels an accepted claim.
+async def propose(proposal: Proposal, *, lock: asyncio.Lock | None) -> Answer:
+    """Orchestrate `proposal` as Prefect's route would, behind the run's fence (`run_fence`: `Refused`);
+    an accepted claim gets its holder's labels.
 
     `lock` is the gateway's SQLite writer lock (None on PostgreSQL); a busy database is retried here, as
     `prefect_writes` retries Prefect's 503."""
     async with lock or contextlib.nullcontext():
         for attempt in range(prefect_writes.BUSY_RETRIES + 1):
             try:
-                return await _orchestrate(proposal, holder)
+                return await _orchestrate(proposal)
+            except Refused:
+                raise
             except ObjectNotFoundError as exc:
                 return _json(404, {"exception_message": str(exc)})
             except Exception as exc:
@@ -103,13 +113,17 @@ async def propose(proposal: Proposal, *, lock: asyncio.Lock | None, holder: str 
     raise AssertionError("unreachable")
 
 
-async def _orchestrate(proposal: Proposal, holder: str | None) -> Answer:
+async def _orchestrate(proposal: Proposal) -> Answer:
     parameters = await provide_flow_orchestration_parameters()
     parameters.update({"api-version": proposal.api_version})
     policy = await provide_flow_policy()
     right_now = datetime.now(UTC)
     db = provide_database_interface()
+    claim = proposal.state.type == schemas.states.StateType.PENDING
     async with db.session_context(begin_transaction=True, with_for_update=True) as session:
+        if not claim:  # checked in the transaction that writes: no write-off can come in between
+            found = await read_run_facts_in(session, proposal.run_id, for_update=True)
+            run_fence.check(found, proposal.holder, proposed=proposal.state.type.value)
         result = await models.flow_runs.set_flow_run_state(
             session=session,
             flow_run_id=proposal.run_id,
@@ -120,8 +134,8 @@ async def _orchestrate(proposal: Proposal, holder: str | None) -> Answer:
             client_version=proposal.client_version,
         )
         accepted = result.status == schemas.responses.SetStateStatus.ACCEPT
-        if accepted and holder and proposal.state.type == schemas.states.StateType.PENDING:
-            await label_claimed_run(session, proposal.run_id, holder)
+        if accepted and claim and proposal.holder:
+            await label_claimed_run(session, proposal.run_id, proposal.holder)
     created = result.state is not None and result.state.timestamp >= right_now
     return _json(201 if created else 200, result.model_dump(mode="json"))
 

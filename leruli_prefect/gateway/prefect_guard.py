@@ -17,13 +17,14 @@ import json
 from collections.abc import Callable
 from uuid import UUID
 
-from leruli_prefect.attempts import WORKER_NAME_HEADER, attempt_of, is_written_off
+from leruli_prefect.attempts import WORKER_NAME_HEADER
 from leruli_prefect.gateway import (
     audit,
     due_polls,
     job_reads,
     node_states,
     result_storage,
+    run_fence,
     run_owners,
     ui_tenant,
 )
@@ -98,8 +99,7 @@ class PrefectGuard:
                     state, caller, method, api_path, receive, headers=headers
                 )
                 if proposal is not None:
-                    holder = headers.get(WORKER_NAME_HEADER)
-                    answer = await node_states.propose(proposal, lock=state.prefect_writes, holder=holder)
+                    answer = await node_states.propose(proposal, lock=state.prefect_writes)
                     return await send_json_bytes(send, answer.status, answer.body)
                 if method == "POST" and api_path.endswith(_POLL_SUFFIX):
                     assert caller.group is not None
@@ -199,11 +199,13 @@ class PrefectGuard:
             await _check_flow_run(state, UUID(params["id"]), UUID(group.deployment_id))
             if method == "POST" and api_path.endswith("/set_state"):
                 body = await _read_body(receive)
-                proposed = _proposed_type(body)
-                if proposed != "PENDING":  # a claim: fenced by Prefect (Pending only from Scheduled)
-                    await _check_fence(state, UUID(params["id"]), worker_name, proposed=proposed)
                 await _check_result_reference(state, group.name, body)
-                return replay(body, receive), node_states.parse(UUID(params["id"]), body, headers)
+                # The gateway orchestrates it itself, fence included, in one transaction (`node_states`).
+                proposal = node_states.parse(UUID(params["id"]), body, headers)
+                proposed = _proposed_type(body)
+                if proposal is None and proposed != "PENDING":
+                    await _check_fence(state, UUID(params["id"]), worker_name, proposed=proposed)
+                return replay(body, receive), proposal
             if method == "PATCH" and not api_path.endswith("/labels"):
                 await _check_fence(state, UUID(params["id"]), worker_name)
         if route.ownership is Ownership.logs:
@@ -239,26 +241,14 @@ def _proposed_type(body: bytes) -> str | None:
     return proposed if isinstance(proposed, str) else None
 
 
-# Prefect accepts Running after Cancelled (a terminal state may be left for a rerun): a node that held a
-# run while an operator forced it Cancelled would start it after all. A node starts only a run it holds.
-_STARTABLE = {"PENDING", "RUNNING"}  # RUNNING: the retry of a start whose answer was lost
-
-
 async def _check_fence(
     state: GatewayState, run_id: UUID, worker_name: str | None, *, proposed: str | None = None
 ) -> None:
-    """A node written off for this run (it went silent and the run was requeued) may no longer change it;
-    nor may a node start a run that is no longer Pending.
+    """The fence (`run_fence`) for a node's write that Prefect carries out.
 
     Read straight from the database: a node sends several of these per job, and an in-process API read
     cost a second HTTP request each."""
-    found = await job_reads.read_run_facts(run_id)
-    labels = found.labels if found is not None else {}
-    if is_written_off(labels, worker_name):
-        raise Refused(409, f"node {worker_name} lost this job; attempt {attempt_of(labels)} holds it")
-    if proposed == "RUNNING" and found is not None and found.state_type not in _STARTABLE:
-        current = (found.state_type or "no state").title()
-        raise Refused(409, f"the job is {current}: a node starts only a job it holds Pending")
+    run_fence.check(await job_reads.read_run_facts(run_id), worker_name, proposed=proposed)
 
 
 async def _check_result_reference(state: GatewayState, group: str, body: bytes) -> None:

@@ -13,6 +13,7 @@ import sqlalchemy.exc
 
 from leruli_prefect.attempts import WORKER_NAME_HEADER
 from leruli_prefect.gateway import node_states, prefect_writes
+from leruli_prefect.gateway.asgi import Refused
 from tests import stack
 
 RUN_ID = uuid.UUID(int=1)
@@ -87,6 +88,9 @@ def test_a_cancelling_or_unreadable_proposal_is_left_to_prefect() -> None:
     assert (proposal.state.type.value, proposal.state.name, proposal.force) == ("COMPLETED", "Done", True)
     assert str(proposal.api_version) == "0.8.4"
     assert proposal.client_version == "3.9.1"
+    assert proposal.holder is None
+    held = parse(b'{"state": {"type": "RUNNING"}}', {**CLIENT, WORKER_NAME_HEADER: "node-a"})
+    assert held is not None and held.holder == "node-a"
 
 
 def _busy() -> sqlalchemy.exc.OperationalError:
@@ -97,13 +101,13 @@ def _busy() -> sqlalchemy.exc.OperationalError:
 async def test_a_busy_database_is_retried_then_answered_503(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    async def busy_twice(proposal: node_states.Proposal, holder: str | None) -> node_states.Answer:
+    async def busy_twice(proposal: node_states.Proposal) -> node_states.Answer:
         calls.append(1)
         if len(calls) <= 2:
             raise _busy()
         return node_states.Answer(201, b"{}")
 
-    async def always_busy(proposal: node_states.Proposal, holder: str | None) -> node_states.Answer:
+    async def always_busy(proposal: node_states.Proposal) -> node_states.Answer:
         raise _busy()
 
     monkeypatch.setattr(prefect_writes, "BUSY_RETRIES", 3)
@@ -112,11 +116,11 @@ async def test_a_busy_database_is_retried_then_answered_503(monkeypatch: pytest.
     assert proposal is not None
 
     monkeypatch.setattr(node_states, "_orchestrate", busy_twice)
-    assert await node_states.propose(proposal, lock=None, holder=None) == node_states.Answer(201, b"{}")
+    assert await node_states.propose(proposal, lock=None) == node_states.Answer(201, b"{}")
     assert len(calls) == 3
 
     monkeypatch.setattr(node_states, "_orchestrate", always_busy)
-    answer = await node_states.propose(proposal, lock=None, holder=None)
+    answer = await node_states.propose(proposal, lock=None)
     assert answer.status == 503
 
 
@@ -124,15 +128,28 @@ async def test_a_busy_database_is_retried_then_answered_503(monkeypatch: pytest.
 async def test_any_other_failure_is_answered_500_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
 
-    async def broken(proposal: node_states.Proposal, holder: str | None) -> node_states.Answer:
+    async def broken(proposal: node_states.Proposal) -> node_states.Answer:
         calls.append(1)
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(node_states, "_orchestrate", broken)
     proposal = node_states.parse(RUN_ID, b'{"state": {"type": "RUNNING"}}', CLIENT)
     assert proposal is not None
-    answer = await node_states.propose(proposal, lock=None, holder=None)
+    answer = await node_states.propose(proposal, lock=None)
     assert (answer.status, len(calls)) == (500, 1)
+
+
+@pytest.mark.anyio
+async def test_a_fenced_off_proposal_is_refused_not_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fenced(proposal: node_states.Proposal) -> node_states.Answer:
+        raise Refused(409, "node node-a lost this job; attempt 2 holds it")
+
+    monkeypatch.setattr(node_states, "_orchestrate", fenced)
+    proposal = node_states.parse(RUN_ID, b'{"state": {"type": "COMPLETED"}}', CLIENT)
+    assert proposal is not None
+    with pytest.raises(Refused) as refused:  # the guard answers it, and audits it
+        await node_states.propose(proposal, lock=None)
+    assert refused.value.status == 409
 
 
 async def _no_wait(_: float) -> None:
