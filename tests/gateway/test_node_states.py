@@ -56,12 +56,12 @@ def test_a_nodes_proposals_are_orchestrated_and_answered_as_prefect_answers(serv
     assert run["run_count"] == 1
 
 
-def test_a_transition_prefect_refuses_is_refused_here_too(
-    server: stack.Server, alpha: dict[str, str]
-) -> None:
-    node = {**stack.node_headers(alpha), WORKER_NAME_HEADER: "node-a", **CLIENT}
+def test_a_transition_prefect_refuses_is_refused_here_too(server: stack.Server) -> None:
+    # A group of its own: a node of a shared group (alpha) would claim these jobs first.
+    group = server.init_group(f"refused-{uuid.uuid4().hex[:8]}")
+    node = {**stack.node_headers(group), WORKER_NAME_HEADER: "node-a", **CLIENT}
     operator = {"Authorization": f"Bearer {server.operator_secret}", **CLIENT}
-    ours, prefects = stack.submit_unstaged_job(server, alpha), stack.submit_unstaged_job(server, alpha)
+    ours, prefects = stack.submit_unstaged_job(server, group), stack.submit_unstaged_job(server, group)
     answers = {}
     for run_id, headers in ((ours, node), (prefects, operator)):
         answers[run_id] = [
