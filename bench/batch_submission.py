@@ -4,7 +4,7 @@
 - Prefect client: flow runs of the group's deployment created one by one by the operator through
   `/prefect/api` (what the server can create without a bulk path);
 - end to end: the `leruli submit` path (pack, bucket, upload, `POST /v1/jobs`) over a thread pool;
-- bulk: the same through `GatewayClient.submit_jobs`, once it exists.
+- bulk: the same through `GatewayClient.submit_jobs` (`leruli task-submit --batch`), the targeted row.
 
 The jobs go to a group no node serves: they stay queued and cost nothing to run.
 """
@@ -136,9 +136,9 @@ def measure(bench: BenchStack, jobs: int = 1000, slow_jobs: int = 200) -> list[F
             f"end to end: {slow_jobs} dirs, leruli submit path, {CONCURRENCY} threads",
             f"{submitted:.1f} jobs/s",
             baseline=f"{ceiling:.1f} jobs/s (3a)",
+            # No target: the issue's 0.8 is for the 1000 directories of a batch (3d); this row shows what
+            # single submissions cost beside it.
             ratio=submitted / ceiling,
-            target=f"ratio >= {CEILING_FRACTION_TARGET:g}",
-            met=submitted / ceiling >= CEILING_FRACTION_TARGET,
         ),
     ]
     if bulk_rates is not None:

@@ -36,6 +36,9 @@ CODES_TTL_SECONDS = 10.0
 _lock = threading.Lock()
 _loading: dict[str, threading.Lock] = {}  # one download at a time per image, however many jobs wait for it
 _codes_cache: dict[str, tuple[float, list[dict[str, Any]]]] = {}  # gateway url -> (fetched at, codes)
+# One client per gateway for the node's life: a new httpx client builds an SSL context (certifi's bundle,
+# tens of ms of CPU), which py-spy showed in every refresh of the code list.
+_gateways: dict[str, GatewayClient] = {}
 
 
 def ensure_image(engine: docker.DockerClient, config: NodeConfig, reference: str) -> None:
@@ -93,11 +96,14 @@ def _published(config: NodeConfig, reference: str, *, max_age: float) -> dict[st
 
 
 def _ask_codes(config: NodeConfig) -> list[dict[str, Any]]:
-    with GatewayClient(config.gateway_url) as client:
-        return client.node_codes(
-            group_token=config.group_token.get_secret_value(),
-            compute_secret=config.compute_secret.get_secret_value(),
-        )
+    with _lock:
+        if config.gateway_url not in _gateways:
+            _gateways[config.gateway_url] = GatewayClient(config.gateway_url)
+        client = _gateways[config.gateway_url]
+    return client.node_codes(  # httpx's client is thread-safe
+        group_token=config.group_token.get_secret_value(),
+        compute_secret=config.compute_secret.get_secret_value(),
+    )
 
 
 def _fetch_and_load(engine: docker.DockerClient, config: NodeConfig, record: dict[str, Any]) -> None:
