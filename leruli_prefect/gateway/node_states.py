@@ -96,7 +96,8 @@ async def propose(proposal: Proposal, *, lock: asyncio.Lock | None) -> Answer:
     `lock` is the gateway's SQLite writer lock (None on PostgreSQL); a busy database is retried here, as
     `prefect_writes` retries Prefect's 503."""
     async with lock or contextlib.nullcontext():
-        for attempt in range(prefect_writes.BUSY_RETRIES + 1):
+        attempt = 0
+        while True:
             try:
                 return await _orchestrate(proposal)
             except Refused:
@@ -110,7 +111,7 @@ async def propose(proposal: Proposal, *, lock: asyncio.Lock | None) -> Answer:
                 if attempt == prefect_writes.BUSY_RETRIES:
                     return _json(503, {"exception_message": "Service Unavailable"})
             await busy_pause(attempt)
-    raise AssertionError("unreachable")
+            attempt += 1
 
 
 async def _orchestrate(proposal: Proposal) -> Answer:
