@@ -24,7 +24,7 @@ from prefect.settings import (
 from prefect.states import Cancelling, State
 
 from leruli_prefect.worker.leruli_worker import LeruliWorker
-from leruli_prefect.worker.node_config import NodeConfig
+from tests.worker.offline_config import offline_node_config
 
 
 class CancellingServer:
@@ -50,16 +50,8 @@ class CancellingServer:
 
 @pytest.mark.anyio
 async def test_run_cancelled_while_pending_never_starts_and_ends_cancelled(tmp_path: Path) -> None:
-    config = NodeConfig(
-        gateway_url="http://127.0.0.1:9",
-        group_token="lq_group_x",
-        compute_secret="lq_compute_x",
-        s3_server="http://127.0.0.1:9",
-        s3_access="a",
-        s3_secret="s",
-        data_dir=tmp_path,
-        docker_host="unix:///nonexistent.sock",  # any Docker call would fail the job instead
-    )
+    # any Docker call would fail the job instead
+    config = offline_node_config(tmp_path, docker_host="unix:///nonexistent.sock")
     # Stage-in runs beside the Running proposal and this S3 never answers: with the default retry it would
     # wait 300 s for S3; the refused proposal must stop it at once.
     assert config.storage_retry_seconds == 300

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from leruli_prefect.worker import images
-from leruli_prefect.worker.node_config import NodeConfig
+from tests.worker.offline_config import offline_node_config
 
 
 class CountingGateway:
@@ -30,18 +30,7 @@ def test_every_refresh_of_the_code_list_reuses_one_client_per_gateway(
     monkeypatch.setattr(images, "GatewayClient", CountingGateway)
     monkeypatch.setattr(images, "_gateways", {})
     monkeypatch.setattr(images, "_codes_cache", {})
-    configs = [
-        NodeConfig(
-            gateway_url=url,
-            group_token="lq_group_x",
-            compute_secret="lq_compute_x",
-            s3_server="http://127.0.0.1:9",
-            s3_access="a",
-            s3_secret="s",
-            data_dir=tmp_path,
-        )
-        for url in ("http://127.0.0.1:4300", "http://127.0.0.1:4301")
-    ]
+    configs = [offline_node_config(tmp_path, gateway_url=f"http://127.0.0.1:{port}") for port in (4300, 4301)]
     for _ in range(3):
         for config in configs:
             # max_age 0: asked afresh every time, as for an image the node lacks
