@@ -6,6 +6,10 @@ flow run's end time, so the wait's polling does not enter it); the inputs' bucke
 (that is row 3's subject, not this one's). The 100 jobs go in as one batch, as `leruli task-submit --batch`
 sends many directories; the same jobs sent one by one (100 `POST /v1/jobs`, as many single `leruli submit`s)
 are shown beside it: each single submission costs the server about as much CPU as a job's start.
+
+Beside the ratio, the CPU each part used (`cpu_split`): all of them share the machine's cores with the
+containers, so the ratio is bounded by what the parts around the containers cost together. The last figure
+is what that leaves the server: its CPU per job that would fit the target, the rest costing what it did.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from bench.bench_stack import CONCURRENCY, RUN_GROUP, TEST_IMAGE
+from bench.cpu_split import CpuSplit, read_split, server_share_left
 from bench.job_states import last_end, require_completed, wait_until_all_final
 from bench.job_submission import make_small_directories, post_job, stage_directory
 from bench.results_table import Figure
@@ -58,21 +63,28 @@ def one_by_one(bench: BenchStack, specs: list[JobSpec]) -> list[UUID]:
         return list(pool.map(lambda spec: post_job(bench, RUN_GROUP, spec), specs))
 
 
-def jobs_through_node(bench: BenchStack, jobs: int, submit: Submit, label: str) -> float:
+def jobs_through_node(bench: BenchStack, jobs: int, submit: Submit, label: str) -> tuple[float, CpuSplit]:
+    """Seconds from the submission to the last job's end, and the CPU each part used from the submission
+    until the wait saw the last end (at most a second later)."""
     directories = make_small_directories(bench.scratch / f"overhead-{label}", jobs)
     with ThreadPoolExecutor(CONCURRENCY) as pool:
         specs = list(pool.map(lambda directory: stage_directory(bench, directory, "true"), directories))
+    cpu_before = _read_split(bench)
     submitted = datetime.now(UTC)
     ended = wait_until_all_final(bench, RUN_GROUP, submit(bench, specs), timeout=900)
+    cpu = _read_split(bench) - cpu_before
     require_completed(ended)
-    return (last_end(ended) - submitted).total_seconds()
+    return (last_end(ended) - submitted).total_seconds(), cpu
 
 
 def measure(bench: BenchStack, jobs: int = 100) -> list[Figure]:
+    direct_cpu_before = _read_split(bench)
     direct = direct_docker_runs(bench, jobs)
-    batch = jobs_through_node(bench, jobs, as_one_batch, "batch")
-    single = jobs_through_node(bench, jobs, one_by_one, "single")
+    direct_cpu = _read_split(bench) - direct_cpu_before
+    batch, batch_cpu = jobs_through_node(bench, jobs, as_one_batch, "batch")
+    single, _ = jobs_through_node(bench, jobs, one_by_one, "single")
     baseline = f"{direct:.1f} s docker-py"
+    server_left = server_share_left(batch_cpu, batch, RATIO_TARGET * direct)
     return [
         Figure(
             "2",
@@ -90,4 +102,16 @@ def measure(bench: BenchStack, jobs: int = 100) -> list[Figure]:
             baseline=baseline,
             ratio=single / direct,
         ),
+        Figure("2", "CPU s of each part during the batch, and the machine's", batch_cpu.describe()),
+        Figure("2", "CPU s of each part during the docker-py runs", direct_cpu.describe()),
+        Figure(
+            "2",
+            "server CPU per job, and what the ratio target would leave it",
+            f"{batch_cpu.server / jobs * 1000:.0f} ms",
+            baseline=f"{max(server_left, 0.0) / jobs * 1000:.0f} ms left",
+        ),
     ]
+
+
+def _read_split(bench: BenchStack) -> CpuSplit:
+    return read_split(bench.server.process.popen.pid, bench.node_pid())

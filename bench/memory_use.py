@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.process_tree import with_descendants
 from bench.results_table import Figure
 
 IDLE_NODE_TARGET_MB = 200.0
@@ -12,17 +13,11 @@ IDLE_NODE_TARGET_MB = 200.0
 def resident_mb(pid: int) -> float:
     """The process's resident set plus its children's (a part that forks still costs what they hold)."""
     total_kb = 0
-    for member in [pid, *_descendants(pid)]:
+    for member in with_descendants(pid):
         for line in Path(f"/proc/{member}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 total_kb += int(line.split()[1])
     return total_kb / 1024
-
-
-def _descendants(pid: int) -> list[int]:
-    children_file = Path(f"/proc/{pid}/task/{pid}/children")
-    children = [int(child) for child in children_file.read_text().split()] if children_file.exists() else []
-    return children + [grandchild for child in children for grandchild in _descendants(child)]
 
 
 def server_figure(pid: int, when: str) -> Figure:
