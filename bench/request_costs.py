@@ -62,12 +62,9 @@ def _measure(bench: BenchStack) -> list[Figure]:
         spent = cpu_seconds(server) - start - idle_share * (time.monotonic() - began)
         return Figure("2", what, f"{spent / (repeats * per) * 1000:.1f} ms")
 
-    created: list[str] = []
-
     def create_batch() -> list[str]:
         jobs = gateway.submit_jobs([(trivial_spec(), uuid.uuid4().hex) for _ in range(QUEUED)])
-        created.extend(str(job["id"]) for job in jobs)
-        return created[-QUEUED:]
+        return [str(job["id"]) for job in jobs]
 
     figures = [Figure("2", "server CPU while idle", f"{idle_share * 100:.1f} % of a core")]
     queued = create_batch()
@@ -81,17 +78,16 @@ def _measure(bench: BenchStack) -> list[Figure]:
     )
     pool = f"leruli-{GROUP}"
 
-    def poll(limit: int) -> Callable[[], object]:
-        def request() -> object:
-            before = datetime.now(UTC) + timedelta(seconds=10)
-            body = {"scheduled_before": before.isoformat(), "limit": limit}
-            return node.post(f"/prefect/api/work_pools/{pool}/get_scheduled_flow_runs", json=body)
-
-        return lambda: _ok(request())
+    def poll(limit: int) -> httpx.Response:
+        before = datetime.now(UTC) + timedelta(seconds=10)
+        body = {"scheduled_before": before.isoformat(), "limit": limit}
+        return _ok(node.post(f"/prefect/api/work_pools/{pool}/get_scheduled_flow_runs", json=body))
 
     due = len(queued)  # all Scheduled: no node serves the group
     for limit in (WINDOW, 8):
-        figures.append(per_request(f"node's poll for {limit} runs, {due} due", REPEATS, poll(limit)))
+        figures.append(
+            per_request(f"node's poll for {limit} runs, {due} due", REPEATS, lambda limit=limit: poll(limit))
+        )
     figures.append(
         per_request(
             "node's read of the 2 runs it watches",
