@@ -49,6 +49,7 @@ class MemoryPeak:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, name=f"memory-{container.name}", daemon=True)
         self.peak: int | None = None
+        self.source: Path | None = None  # the cgroup file read, once known; None: Docker's stats
 
     def start(self) -> MemoryPeak:
         self._thread.start()
@@ -61,14 +62,33 @@ class MemoryPeak:
         return self.peak
 
     def _sample(self) -> None:
-        pid = int(self._container.attrs.get("State", {}).get("Pid") or 0)
-        source = peak_file(pid) if pid else None
+        pid = _pid_of(self._container)
+        if not pid:
+            return  # ended already: its cgroup is gone, and Docker's stats of it are empty
+        self.source = peak_file(pid)
         while True:
-            value = _read_file(source) if source is not None else _read_stats(self._container)
+            value = _read_file(self.source) if self.source is not None else _read_stats(self._container)
             if value:
                 self.peak = max(self.peak or 0, value)
             if self._stop.wait(self._interval):
                 return
+
+
+def _pid_of(container: Container) -> int:
+    """The process of a started container; 0 once it has ended. A container made ahead of its start (the
+    ready line) carries the attributes of its creation, without a process: they are read again. (Without
+    its cgroup file, Docker's stats took 1.0 s per call here, and every job's end waited for the call.)"""
+    import docker.errors
+    import requests
+
+    pid = int(container.attrs.get("State", {}).get("Pid") or 0)
+    if pid:
+        return pid
+    try:
+        container.reload()
+    except (docker.errors.APIError, requests.RequestException):
+        return 0
+    return int(container.attrs.get("State", {}).get("Pid") or 0)
 
 
 def _read_file(path: Path) -> int | None:
