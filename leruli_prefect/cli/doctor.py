@@ -128,8 +128,24 @@ def _node_findings(config_path: Path) -> list[Finding]:
     _check_s3(
         findings, lambda: make_s3_client(node.s3_server, node.s3_access, node.s3_secret.get_secret_value())
     )
-    _check(findings, f"Docker {node.docker_host}", lambda: _docker_version(node.docker_host))
+    if _check(findings, f"Docker {node.docker_host}", lambda: _docker_version(node.docker_host)):
+        _check_data_dir_filesystem(findings, node.docker_host, node.data_dir)
     return findings
+
+
+def _check_data_dir_filesystem(findings: list[Finding], docker_host: str, data_dir: Path) -> None:
+    """Warn when the run dirs share Docker's filesystem (worker/docker_filesystem.py)."""
+    import docker
+
+    from leruli_prefect.worker import docker_filesystem
+
+    engine = docker.DockerClient(base_url=docker_host, timeout=10)
+    root = docker_filesystem.local_docker_root(docker_host, engine)
+    shared = docker_filesystem.shares_filesystem(data_dir, root) if root else None
+    if shared:
+        findings.append(Finding("warning", docker_filesystem.shared_filesystem_warning(data_dir, root)))
+    elif shared is False:
+        findings.append(Finding("ok", f"data dir {data_dir}: not on the filesystem of Docker's data root"))
 
 
 def _reachable(client: GatewayClient) -> str:

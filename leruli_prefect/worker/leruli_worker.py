@@ -39,6 +39,7 @@ from leruli_prefect.settings import load_settings
 from leruli_prefect.storage.s3_client import make_s3_client
 from leruli_prefect.worker import (
     container_runner,
+    docker_filesystem,
     images,
     kept_outputs,
     leftovers,
@@ -196,8 +197,22 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             await asyncio.to_thread(result_record.result_storage, self.node_config, s3)
         except Exception as exc:  # the gateway or S3 away: the first job asks again
             self._logger.info("warm-up skipped (the first job sets up instead): %s", exc)
+        await self._warn_of_shared_filesystem()
         # Prefect, docker-py and botocore are loaded by now: their objects need no more collections.
         self._logger.info("%d startup objects kept from collections", prepare_heap_for_serving())
+
+    async def _warn_of_shared_filesystem(self) -> None:
+        """Say at start when the run dirs share Docker's filesystem: every job pays for that (the module)."""
+        config = self.node_config
+        try:
+            root = await asyncio.to_thread(
+                docker_filesystem.local_docker_root, config.docker_host, self._docker_client()
+            )
+        except Exception as exc:  # the engine away: the first job's own checks say so
+            self._logger.info("Docker's data root unknown: %s", exc)
+            return
+        if root and docker_filesystem.shares_filesystem(config.data_dir, root):
+            self._logger.warning(docker_filesystem.shared_filesystem_warning(config.data_dir, root))
 
     async def teardown(self, *exc_info: Any) -> None:
         for task in self._background:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
+
+import docker
 
 from tests import stack
 from tests.stack import cli
@@ -48,3 +52,30 @@ def test_doctor_checks_a_node(
     assert "ok       Docker unix:///var/run/docker.sock: reachable (engine 20.10" in result.stdout
     config.chmod(0o644)
     assert "warning" in cli("doctor", "--node", str(config)).stdout
+
+
+def test_doctor_says_whether_run_dirs_share_dockers_filesystem(
+    server: stack.Server, alpha: dict[str, str], s3_env: dict[str, str], docker_ready: None, tmp_path: Path
+) -> None:
+    """Checked against the engine's real data root, for a data dir on the test's disk and one on tmpfs."""
+    root = docker.DockerClient(base_url="unix:///var/run/docker.sock").info()["DockerRootDir"]
+    shm = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        for where in (tmp_path, shm):
+            config = stack.write_node_config(where / "node.toml", server=server, group=alpha, s3=s3_env)
+            data_dir = where / "node-data"  # write_node_config's choice
+            shared = os.stat(where).st_dev == os.stat(root).st_dev
+            lines = cli("doctor", "--node", str(config)).stdout.splitlines()
+            if shared:
+                assert (
+                    f"warning  data dir {data_dir} is on the filesystem of Docker's data root {root}: "
+                    in "\n".join(lines)
+                )
+            else:
+                assert f"ok       data dir {data_dir}: not on the filesystem of Docker's data root" in lines
+        # Two filesystems: they cannot both be Docker's, so not every data dir above was judged alike.
+        assert os.stat(tmp_path).st_dev != os.stat(shm).st_dev
+    finally:
+        for path in shm.iterdir():
+            path.unlink()
+        shm.rmdir()
