@@ -19,6 +19,7 @@ from leruli_prefect.client import GatewayClient
 from leruli_prefect.storage.buckets import delete_bucket
 from leruli_prefect.storage.s3_client import make_s3_client
 from leruli_prefect.worker.container_runner import NODE_LABEL
+from leruli_prefect.worker.docker_filesystem import local_docker_root, shares_filesystem
 from leruli_prefect.worker.leftovers import node_label_value
 from tests import stack
 
@@ -35,6 +36,8 @@ CONCURRENCY = 8
 # answer is a figure, not an error.
 GATEWAY_TIMEOUT_S = 300.0
 STARTUP_TIMEOUT_S = 300.0
+DOCKER_HOST = "unix:///var/run/docker.sock"  # the node's default, and what `docker.from_env()` finds here
+SHARED_MEMORY = Path("/dev/shm")
 
 
 @dataclass
@@ -67,14 +70,15 @@ class BenchStack:
             return self.server.groups[name]
 
     def start_node(self, slots: int = 2) -> stack.Process:
+        self.node_data_dir = node_data_dir(self.scratch, self.docker())
         config = stack.write_node_config(
             self.scratch / "node.toml",
             server=self.server,
             group=self.group(RUN_GROUP),
             s3=self.s3_env,
             slots=slots,
+            data_dir=self.node_data_dir,
         )
-        self.node_data_dir = config.parent / f"{config.stem}-data"
         self.node = stack.start_node(config, timeout=STARTUP_TIMEOUT_S)
         return self.node
 
@@ -134,6 +138,28 @@ class BenchStack:
             for container in self.docker().containers.list(all=True, filters={"label": label}):
                 container.remove(force=True)
         shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.node_data_dir is not None:
+            shutil.rmtree(self.node_data_dir, ignore_errors=True)
+
+
+def mount_of(path: Path) -> str:
+    """The mount point and filesystem type holding `path` (/proc/self/mounts), e.g. `/dev/shm (tmpfs)`."""
+    mounts = [line.split()[1:3] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    point, kind = max(
+        ((point, kind) for point, kind in mounts if path.resolve().is_relative_to(point)),
+        key=lambda mount: len(mount[0]),
+    )
+    return f"{point} ({kind})"
+
+
+def node_data_dir(scratch: Path, engine: docker.DockerClient) -> Path:
+    """Where the node unpacks jobs: as docs/adding-a-node.md advises, on another filesystem than Docker's
+    data root, which Docker flushes at every container's creation and end (worker/docker_filesystem.py).
+    On a machine with one disk the other filesystem is tmpfs (/dev/shm); without one, beside the scratch."""
+    root = local_docker_root(DOCKER_HOST, engine)
+    if root and shares_filesystem(scratch, root) and shares_filesystem(SHARED_MEMORY, root) is False:
+        return Path(tempfile.mkdtemp(prefix="leruli-bench-node-", dir=SHARED_MEMORY))
+    return scratch / "node-data"
 
 
 def _delete_quietly(s3: S3Client, bucket: str) -> None:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.bench_stack import RUN_GROUP
+from bench.bench_stack import RUN_GROUP, mount_of
 from bench.job_states import wait_until_final
 from bench.job_submission import post_job, stage_directory
 from bench.results_table import Figure
@@ -26,8 +27,6 @@ from leruli_prefect.storage.job_files import download_run_dir
 from tests import stack
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from mypy_boto3_s3 import S3Client
 
     from bench.bench_stack import BenchStack
@@ -93,7 +92,13 @@ def measure(bench: BenchStack, events: ContainerEvents) -> list[Figure]:
     gib = 2 * HALF_GIB / 1024**3
     direct = (direct_before + direct_after) / 2
     ratio = direct / job
+    assert bench.node_data_dir is not None, "the node started with the stack"
     return [
+        Figure(
+            "4",
+            "filesystems: the node's data dir; Docker's data root (docs/adding-a-node.md)",
+            f"{mount_of(bench.node_data_dir)}; {mount_of(Path(bench.docker().info()['DockerRootDir']))}",
+        ),
         Figure(
             "4",
             f"staging 512 MiB in + 512 MiB out (container's {container:.1f} s taken off)",

@@ -208,9 +208,16 @@ def start_server(
 
 
 def write_node_config(
-    path: Path, *, server: Server, group: dict[str, str], s3: dict[str, str], slots: int = 2
+    path: Path,
+    *,
+    server: Server,
+    group: dict[str, str],
+    s3: dict[str, str],
+    slots: int = 2,
+    data_dir: Path | None = None,
 ) -> Path:
-    data_dir = path.parent / f"{path.stem}-data"
+    """A node.toml at `path`; the node's data dir is `data_dir`, else `<path's stem>-data` beside it."""
+    data_dir = data_dir or path.parent / f"{path.stem}-data"
     path.write_text(
         "\n".join(
             [
