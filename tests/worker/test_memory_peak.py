@@ -41,7 +41,7 @@ def test_a_container_made_before_its_start_is_sampled_from_its_cgroup(
     engine: docker.DockerClient, tmp_path: Path
 ) -> None:
     """Its attributes from `create` name no process: the sampler must find it, not fall back to Docker's
-    stats (a second per call, and a usage rather than a peak)."""
+    stats (0.75 s per call here, and a usage rather than a peak)."""
     (tmp_path / "run.sh").write_text("#!/bin/bash\nsleep 3\n")
     spec = JobSpec(image=TEST_IMAGE, command="sleep 3", bucket="leruli-" + "c" * 32)
     container = container_runner.create_container(engine, spec, tmp_path, f"test-peak-{tmp_path.name}")
