@@ -135,11 +135,9 @@ def _node_findings(config_path: Path) -> list[Finding]:
 
 def _check_data_dir_filesystem(findings: list[Finding], docker_host: str, data_dir: Path) -> None:
     """Warn when the run dirs share Docker's filesystem (worker/docker_filesystem.py)."""
-    import docker
+    from leruli_prefect.worker import docker_engine, docker_filesystem
 
-    from leruli_prefect.worker import docker_filesystem
-
-    engine = docker.DockerClient(base_url=docker_host, timeout=10)
+    engine = docker_engine.connect(docker_host, timeout=10)
     root = docker_filesystem.local_docker_root(docker_host, engine)
     shared = docker_filesystem.shares_filesystem(data_dir, root) if root else None
     if shared:
@@ -160,9 +158,9 @@ def _describe(identity: dict[str, object]) -> str:
 
 
 def _docker_version(docker_host: str) -> str:
-    import docker
+    from leruli_prefect.worker import docker_engine
 
-    engine = docker.DockerClient(base_url=docker_host, timeout=10)
+    engine = docker_engine.connect(docker_host, timeout=10)
     return f"reachable (engine {engine.version()['Version']})"
 
 

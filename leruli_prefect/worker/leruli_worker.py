@@ -39,6 +39,7 @@ from leruli_prefect.settings import load_settings
 from leruli_prefect.storage.s3_client import make_s3_client
 from leruli_prefect.worker import (
     container_runner,
+    docker_engine,
     docker_filesystem,
     images,
     kept_outputs,
@@ -786,9 +787,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
 
     def _docker_client(self) -> docker.DockerClient:
         if self._docker is None:
-            import docker
-
-            self._docker = docker.DockerClient(base_url=self.node_config.docker_host)
+            self._docker = docker_engine.connect(self.node_config.docker_host)
         return self._docker
 
 
