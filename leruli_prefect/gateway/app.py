@@ -14,7 +14,13 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from leruli_prefect.gateway import audit, lost_nodes, rotation_watch, scheduled_runs_query
+from leruli_prefect.gateway import (
+    audit,
+    lost_nodes,
+    rotation_watch,
+    scheduled_runs_query,
+    sqlite_event_writes,
+)
 from leruli_prefect.gateway.db import make_engine, make_sessionmaker, upgrade_database
 from leruli_prefect.gateway.load_shedding import LoadShedding
 from leruli_prefect.gateway.prefect_guard import PrefectGuard
@@ -50,6 +56,7 @@ def create_app(config: ServerConfig, *, operator_secret: str, base_job_template:
     prefect_app = create_prefect_app(final=True)
     if config.prefect_database_url.startswith("sqlite"):
         scheduled_runs_query.install()  # nodes' polls scan their own pool's runs only
+        sqlite_event_writes.install()  # events written by executemany, not compiled per batch
     engine = make_engine(config.gateway_database_url)
 
     @asynccontextmanager
