@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 import uuid
 from typing import Any
 
@@ -54,6 +55,27 @@ def test_a_nodes_proposals_are_orchestrated_and_answered_as_prefect_answers(serv
     # Prefect's global policy ran: it keeps a run's start and end times and counts its runs.
     assert run["start_time"] is not None and run["end_time"] is not None
     assert run["run_count"] == 1
+    # Its state-change events reach Prefect's event store, as the UI and automations read them.
+    assert _state_events(server, ours, operator) == [
+        "prefect.flow-run.Scheduled",
+        "prefect.flow-run.Pending",
+        "prefect.flow-run.Running",
+        "prefect.flow-run.Completed",
+    ]
+
+
+def _state_events(server: stack.Server, run_id: str, headers: dict[str, str]) -> list[str]:
+    body = {"filter": {"any_resource": {"id": [f"prefect.flow-run.{run_id}"]}, "order": "ASC"}}
+    names: list[str] = []
+    deadline = time.monotonic() + 30
+    while len(names) < 4 and time.monotonic() < deadline:  # the persister writes them in the background
+        time.sleep(0.5)
+        response = httpx.post(
+            f"{server.url}/prefect/api/events/filter", headers=headers, json=body, timeout=30
+        )
+        assert response.status_code == 200, response.text
+        names = [event["event"] for event in response.json()["events"]]
+    return names
 
 
 def test_a_transition_prefect_refuses_is_refused_here_too(server: stack.Server) -> None:
