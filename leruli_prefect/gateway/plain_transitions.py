@@ -1,15 +1,15 @@
 """A node's claim, Running and Completed written by the gateway in a few statements, where Prefect's
 orchestration would do nothing but keep its books.
 
-Every job makes three state proposals. `node_states` orchestrates them in the gateway's process, but
-Prefect's orchestration itself stays most of their cost: it loads the run through the ORM with its state,
-work queue and work pool, steps through 20 rules (each an async context manager), most of which find nothing
-to do, and reads the deployment for its concurrency limit. On Scheduled -> Pending (a claim), Pending ->
-Running and Running -> Completed of a plain job the rules do only this: keep state timestamps unique, copy
-the scheduled time into the claim, count the run, set its start, end and expected start times and its run
-time, store a result reference as an artifact, and emit the state-change event. This module does the same
-with one read of the run's columns (its state and deployment joined), the state and run writes, and Prefect's
-own event (built by Prefect's `flow_run_state_change_event`).
+Every job makes three state proposals. `node_states` orchestrates them in the gateway's process, but Prefect's
+orchestration itself stays most of their cost: it loads the run through the ORM with its state, work queue and
+work pool, steps through 18 to 21 rules (each an async context manager), most of which find nothing to do, and
+reads the deployment for its concurrency limit. On Scheduled -> Pending (a claim), Pending -> Running and
+Running -> Completed of a plain job the rules do only this: keep state timestamps unique, copy the scheduled
+time into the claim, count the run, set its start, end and expected start times and its run time, store a
+result reference as an artifact, and emit the state-change event. This module does the same with one read of
+the run's columns (its state and deployment joined), the state and run writes, and Prefect's own event (built
+by Prefect's `flow_run_state_change_event`).
 
 Anything else goes to Prefect's orchestration, untouched: another transition (a second claim of a run
 too), a forced one, a repeated transition id, a run whose deployment has a concurrency limit or is gone, a
@@ -47,10 +47,11 @@ from prefect.server.schemas.core import Artifact, CreatedBy, FlowRunPolicy
 from prefect.server.schemas.responses import OrchestrationResult, SetStateStatus, StateAcceptDetails
 from prefect.types._datetime import now
 
+from leruli_prefect.gateway.scheduled_runs_query import PINNED_PREFECT
+
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
-PINNED_PREFECT = "3.9."
 _StateType = schemas.states.StateType
 PLAIN = {
     (_StateType.SCHEDULED, _StateType.PENDING),  # a node's claim
@@ -342,9 +343,9 @@ def check_prefect(
     sources: str, compiled: dict[tuple[Any, Any], list[str]], global_names: dict[tuple[Any, Any], list[str]]
 ) -> None:
     if compiled != PREFECT_RULES or any(names != PREFECT_GLOBAL_RULES for names in global_names.values()):
-        raise ImportError("Prefect's rules for Running and Completed changed: read them again")
+        raise ImportError("Prefect's rules for a claim, Running and Completed changed: read them again")
     if hashlib.sha256(sources.encode()).hexdigest() != PREFECT_SOURCES_SHA256:
-        raise ImportError("Prefect's orchestration of Running and Completed changed: read it again")
+        raise ImportError("Prefect's orchestration of a claim, Running and Completed changed: read it again")
 
 
 if not prefect.__version__.startswith(PINNED_PREFECT):  # pragma: no cover - guards an upgrade

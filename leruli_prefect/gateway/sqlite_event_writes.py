@@ -29,11 +29,12 @@ import sqlalchemy as sa
 from prefect.server.database import db_injector
 from prefect.server.events.storage import database as prefect_event_storage
 
+from leruli_prefect.gateway.scheduled_runs_query import PINNED_PREFECT
+
 if TYPE_CHECKING:
     from prefect.server.events.schemas.events import ReceivedEvent
     from sqlalchemy.ext.asyncio import AsyncSession
 
-PINNED_PREFECT = "3.9."
 # sha256 of Prefect 3.9.1's `_write_sqlite_events` source: any change to it must be read before replacing it.
 PREFECT_WRITER_SHA256 = "df0fa1ecaf56fa30be2fb30c1948695d058a70be6713916853aa92bcf3938989"
 
