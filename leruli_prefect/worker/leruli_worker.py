@@ -15,6 +15,7 @@ import functools
 import math
 import os
 import threading
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -52,6 +53,7 @@ from leruli_prefect.worker import (
 )
 from leruli_prefect.worker.cancellation import CancelWatch
 from leruli_prefect.worker.claim_order import spread_among_equals
+from leruli_prefect.worker.kept_offers import KeptOffers
 from leruli_prefect.worker.memory_peak import MemoryPeak
 from leruli_prefect.worker.node_config import NodeConfig, load_node_config
 from leruli_prefect.worker.packing import NodeCapacity
@@ -74,6 +76,8 @@ if TYPE_CHECKING:
 
 DEPLOYMENT_READ_TTL_S = 30.0
 _UNFINISHED = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
+# Set in the task that looks for the next run when a slot frees up: its poll may take a kept offer.
+_AFTER_RELEASE: ContextVar[bool] = ContextVar("after_release", default=False)
 
 
 class LeruliJobConfiguration(BaseJobConfiguration):
@@ -160,6 +164,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         self._docker: docker.DockerClient | None = None
         self._s3: S3Client | None = None
         self._polling = asyncio.Lock()
+        self._kept = KeptOffers()
         self._wakes: set[asyncio.Task[None]] = set()
         self._background: list[asyncio.Task[None]] = []  # the node's own loops, ended in `teardown`
         self._gateway = GatewayLink(self._logger, Backoff(first=1.0, longest=10.0))
@@ -283,7 +288,8 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             if self._limiter is not None:
                 # A claim whose run the base class no longer holds (Pending refused: cancelled, or taken by
                 # another node) is free again; the base class holds a limiter token for every run in hand.
-                self.capacity.release_all_but(self.limiter.statistics().borrowers)
+                if self.capacity.release_all_but(self.limiter.statistics().borrowers):
+                    self._kept.forget()
                 self._line.admit()
                 if self.limiter.available_tokens < 1:
                     return []
@@ -321,6 +327,7 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 break
         if not self.is_setup:
             return
+        _AFTER_RELEASE.set(True)  # this task's own context
         try:
             # Waits for a poll under way (which may have counted the slot as taken), then asks again; with
             # no free slot by then it asks the server nothing.
@@ -336,12 +343,22 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         its public `get_and_submit_flow_runs` asks this method which runs to claim, then claims every one
         returned, so filtering here is the only way to leave a run unclaimed for a bigger or freer node.
         It asks for the head of the queue first (`poll_window`), and for a longer page only when the head
-        held nothing more to take while this node still has room.
+        held nothing more to take while this node still has room. Right after a slot frees up it takes from
+        the offers the last poll left (`kept_offers`) when they are fresh and hold one it can take.
         """
-        offered = await self._scheduled_runs(poll_window.WINDOW)
-        taken, blocked = self._take(spread_among_equals(offered, lambda offer: _asked(offer.flow_run)))
+        if _AFTER_RELEASE.get():
+            taken, blocked = self._take(self._kept.fresh())
+            if taken or blocked:
+                self._kept.drop(taken)
+                return taken
+        offered = spread_among_equals(
+            await self._scheduled_runs(poll_window.WINDOW), lambda offer: _asked(offer.flow_run)
+        )
+        taken, blocked = self._take(offered)
+        self._kept.keep(offered, taken)
         if not blocked and len(offered) >= poll_window.WINDOW and self.capacity.has_room():
             further, _ = self._take(await self._scheduled_runs(None))
+            self._kept.drop(further)
             taken += further
         return taken
 

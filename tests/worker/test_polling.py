@@ -1,5 +1,5 @@
-"""When a node asks for work: every run that fits is claimed from one poll, and a freed slot is filled at once
-rather than at the next poll (real server, node, Docker and S3)."""
+"""When a node asks for work: every run that fits is claimed from one poll, a freed slot is filled at once
+rather than at the next poll, and from the runs the last poll offered (real server, node, Docker and S3)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from leruli_prefect.job_spec import pool_name
 from tests import stack
 from tests.worker.node_stack import NodeUnderTest, flow_run, prefect_api, timed
 
 # So long that a run started by the node's second regular poll would be obvious (Prefect's jitter: ±30 %).
 POLL_SECONDS = 60
 EARLIEST_SECOND_POLL = POLL_SECONDS * 0.7
+JOBS_FROM_ONE_POLL = 8
 
 
 @pytest.fixture
@@ -87,3 +89,25 @@ def test_a_slot_is_filled_when_the_container_ends_not_when_its_outputs_are_out(
     _, big_end = _running_span(node, big)
     small_start, _ = _running_span(node, small)
     assert small_start < big_end
+
+
+def test_a_busy_node_takes_its_next_jobs_from_one_poll(
+    server: stack.Server, s3_env: dict[str, str], docker_ready: None, tmp_path: Path
+) -> None:
+    # One slot, regular polls once a minute: every job after the first is taken when the slot frees. The
+    # runs the first poll offered are kept (`kept_offers`), so the node does not ask the server once per job.
+    group = server.init_group("keptoffers")
+    config = stack.write_node_config(tmp_path / "kept.toml", server=server, group=group, s3=s3_env, slots=1)
+    config.write_text(config.read_text() + f"poll_seconds = {POLL_SECONDS}\n")
+    node = NodeUnderTest(server, group, s3_env, None, tmp_path / "kept-data")  # type: ignore[arg-type]
+    jobs = [node.submit("true", cores=1, memory_mb=64)[0] for _ in range(JOBS_FROM_ONE_POLL)]
+    process = stack.start_node(config)
+    try:
+        for job_id in jobs:
+            assert node.wait_final(job_id, timeout=EARLIEST_SECOND_POLL)["state"] == "Completed"
+    finally:
+        process.stop()
+    polls = server.process.log_text().count(f"/work_pools/{pool_name('keptoffers')}/get_scheduled_flow_runs ")
+    # The start's poll, the one that finds nothing after the last job, and one per 5 s the jobs take at
+    # most (`KEPT_SECONDS`; 8 jobs take 2-3 s here). Without kept offers: one per job and more.
+    assert 1 <= polls <= JOBS_FROM_ONE_POLL // 2, polls
