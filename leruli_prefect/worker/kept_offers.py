@@ -1,10 +1,11 @@
 """The runs a node's last poll offered and it did not take, kept for the slots that free up soon after.
 
-A busy node asks for jobs each time a container ends (`LeruliWorker._poll_when_freed`): in row 2 of bench/
-(100 trivial jobs, 2 slots) that was 0.76 polls per job, each one loading and serializing the head of the
-queue on the server (`poll_window.WINDOW` runs: 29-33 ms of its CPU) and parsing it again on the node. The
-runs behind the one it took are still the head of the queue a moment later, so a poll after a release takes
-the next of the kept offers instead, while they are fresh (`KEPT_SECONDS`).
+A busy node asks for jobs each time a container ends (`LeruliWorker._poll_when_freed`), and its regular
+polls find a slot free between a container's end and the next claim: in row 2 of bench/ (100 trivial jobs,
+2 slots) that was 0.76 polls per job, each one loading and serializing the head of the queue on the server
+(`poll_window.WINDOW` runs: 29-33 ms of its CPU) and parsing it again on the node. The runs behind the one
+it took are still the head of the queue a moment later, so while they are fresh (`KEPT_SECONDS`) a poll takes
+the next of them and asks the server only when none of them can be taken.
 
 Taking a kept offer is as safe as taking a fresh one: the claim (Pending) is the check. A run that another
 node took, or that was cancelled or deleted meanwhile, is refused there; the node then forgets what it kept

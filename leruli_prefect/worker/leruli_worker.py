@@ -15,7 +15,6 @@ import functools
 import math
 import os
 import threading
-from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -76,8 +75,6 @@ if TYPE_CHECKING:
 
 DEPLOYMENT_READ_TTL_S = 30.0
 _UNFINISHED = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
-# Set in the task that looks for the next run when a slot frees up: its poll may take a kept offer.
-_AFTER_RELEASE: ContextVar[bool] = ContextVar("after_release", default=False)
 
 
 class LeruliJobConfiguration(BaseJobConfiguration):
@@ -327,7 +324,6 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 break
         if not self.is_setup:
             return
-        _AFTER_RELEASE.set(True)  # this task's own context
         try:
             # Waits for a poll under way (which may have counted the slot as taken), then asks again; with
             # no free slot by then it asks the server nothing.
@@ -343,14 +339,13 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         its public `get_and_submit_flow_runs` asks this method which runs to claim, then claims every one
         returned, so filtering here is the only way to leave a run unclaimed for a bigger or freer node.
         It asks for the head of the queue first (`poll_window`), and for a longer page only when the head
-        held nothing more to take while this node still has room. Right after a slot frees up it takes from
-        the offers the last poll left (`kept_offers`) when they are fresh and hold one it can take.
+        held nothing more to take while this node still has room. While the offers of its last poll are
+        fresh (`kept_offers`) and hold a run it can take, it takes that one without asking.
         """
-        if _AFTER_RELEASE.get():
-            taken, blocked = self._take(self._kept.fresh())
-            if taken or blocked:
-                self._kept.drop(taken)
-                return taken
+        taken, blocked = self._take(self._kept.fresh())
+        if taken or blocked:
+            self._kept.drop(taken)
+            return taken
         offered = spread_among_equals(
             await self._scheduled_runs(poll_window.WINDOW), lambda offer: _asked(offer.flow_run)
         )

@@ -1,10 +1,9 @@
-"""A node takes the next run a poll offered when a slot frees soon after it, without asking the server again;
-a regular poll, stale offers and a refused claim make it ask (narrow tests with a fake poll; the real node's
-polls are counted in test_polling.py)."""
+"""A node takes the next run its last poll offered while that poll is fresh, without asking the server again;
+stale offers, none left and a refused claim make it ask (narrow tests with a fake poll; the real node's polls
+are counted in test_polling.py)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from uuid import uuid4
 
@@ -14,7 +13,6 @@ from prefect.client.schemas.objects import FlowRun
 from prefect.client.schemas.responses import WorkerFlowRunResponse
 
 from leruli_prefect.job_spec import JobSpec
-from leruli_prefect.worker import leruli_worker
 from leruli_prefect.worker.kept_offers import KeptOffers
 from leruli_prefect.worker.leruli_worker import LeruliWorker
 from tests.worker.offline_config import offline_node_config
@@ -72,16 +70,8 @@ def one_slot_worker(tmp_path: Path) -> LeruliWorker:
     return LeruliWorker(work_pool_name="leruli-kept", node_config=config)
 
 
-async def _after_release(worker: LeruliWorker) -> list[WorkerFlowRunResponse]:
-    async def poll() -> list[WorkerFlowRunResponse]:
-        leruli_worker._AFTER_RELEASE.set(True)  # as `_poll_after_release` does, in a task of its own
-        return await worker._get_scheduled_flow_runs()
-
-    return await asyncio.create_task(poll())
-
-
 @pytest.mark.anyio
-async def test_a_freed_slot_takes_the_next_kept_offer_and_asks_only_when_none_is_left(
+async def test_a_poll_takes_the_next_kept_offer_and_asks_only_when_none_is_left(
     one_slot_worker: LeruliWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     worker = one_slot_worker
@@ -96,16 +86,16 @@ async def test_a_freed_slot_takes_the_next_kept_offer_and_asks_only_when_none_is
 
     for expected in order[1:]:
         worker.capacity.release(worker.capacity.jobs[0])  # the slot's job has ended
-        taken = await _after_release(worker)
+        taken = await worker._get_scheduled_flow_runs()
         assert _ids(taken) == [expected] and polls.asked == 1
 
     worker.capacity.release(worker.capacity.jobs[0])
     polls.offers = []
-    assert await _after_release(worker) == [] and polls.asked == 2  # nothing kept: the server is asked
+    assert await worker._get_scheduled_flow_runs() == [] and polls.asked == 2  # none kept: asks
 
 
 @pytest.mark.anyio
-async def test_regular_polls_and_stale_offers_ask_the_server(
+async def test_stale_offers_are_not_taken(
     one_slot_worker: LeruliWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     worker = one_slot_worker
@@ -116,12 +106,8 @@ async def test_regular_polls_and_stale_offers_ask_the_server(
 
     await worker._get_scheduled_flow_runs()
     worker.capacity.release(worker.capacity.jobs[0])
-    await worker._get_scheduled_flow_runs()  # the node's regular poll, not a freed slot's
-    assert polls.asked == 2
-
-    worker.capacity.release(worker.capacity.jobs[0])
     clock.now += 5.1
-    assert len(await _after_release(worker)) == 1 and polls.asked == 3
+    assert len(await worker._get_scheduled_flow_runs()) == 1 and polls.asked == 2
 
 
 @pytest.mark.anyio
