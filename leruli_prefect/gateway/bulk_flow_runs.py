@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from prefect.server import models, schemas
 from prefect.server.database import provide_database_interface
 from prefect.server.events import messaging
-from prefect.server.models.events import flow_run_state_change_event
+from prefect.server.models.events import _flow_run_resource_data_cache, flow_run_state_change_event
 from prefect.settings import PREFECT_EVENTS_MAXIMUM_SIZE_BYTES
 from prefect.utilities.names import generate_slug
 
@@ -219,7 +219,8 @@ async def _scheduled_events(session: Any, db: Any, batch: _Batch) -> list[tuple[
 
     Prefect's own builder reads the flow, deployment and pool for each run; those are the same for the whole
     batch, so it runs once, and the other events are copies of its JSON with the run's own resource, state
-    id and time (the state payload of a new Scheduled state is the same for every run).
+    id and time (the state payload of a new Scheduled state is the same for every run). What it read is
+    also kept for the batch's runs as Prefect keeps it for a run it creates (`_remember_related`).
     """
     first_row, first_state_row = batch.flow_runs[0], batch.states[0]
     orm_run = await session.get(db.FlowRun, first_row["id"])
@@ -233,6 +234,7 @@ async def _scheduled_events(session: Any, db: Any, batch: _Batch) -> list[tuple[
         validated_state_id=first_state.id,
         validated_state=first_state,
     )
+    _remember_related(batch)
     shape = first.receive().model_dump(mode="json")
     events = []
     for row, state_row in zip(batch.flow_runs, batch.states, strict=True):
@@ -247,6 +249,24 @@ async def _scheduled_events(session: Any, db: Any, batch: _Batch) -> list[tuple[
         event = {**shape, "id": event_id, "occurred": _json_time(timestamp), "resource": resource}
         events.append((event_id, shape["event"], json.dumps(event).encode()))
     return events
+
+
+def _remember_related(batch: _Batch) -> None:
+    """Keep the first run's related resources (flow, deployment, queue, pool) for every run of the batch.
+
+    Prefect's event builder caches them per run (`_flow_run_resource_data_cache`, 5 minutes, 1000 runs),
+    filled when it builds a run's first event: a run created one by one has them from its Scheduled event,
+    so its claim's event reads nothing. Only the first run of a batch went through the builder; without
+    this each of the others' claims read the flow, deployment, work queue and pool again. The cache holds
+    1000 runs, so it gets the batch's first ones: those scheduled first, claimed first.
+    """
+    first_data = _flow_run_resource_data_cache.get(batch.flow_runs[0]["id"])
+    if not first_data:
+        return
+    room = getattr(_flow_run_resource_data_cache, "maxsize", len(batch.flow_runs))
+    for row in batch.flow_runs[1:room]:
+        own = {"id": str(row["id"]), "name": row["name"], "tags": row["tags"] or [], "role": "flow-run"}
+        _flow_run_resource_data_cache[row["id"]] = {**first_data, "flow-run": own}
 
 
 def _json_time(moment: datetime) -> str:
