@@ -78,11 +78,13 @@ def create_container(
     user: str | None = None,
     node: str | None = None,
     attempt: int = 1,
+    cpuset: str | None = None,
 ) -> Container:
-    """Create the job's container, not started yet, with every limit of the job contract but its CPUs.
+    """Create the job's container, not started yet, with every limit of the job contract.
 
-    `user` is the node's `UID:GID` for jobs (the run dir must be writable by it). A job held ready has its
-    container made while it waits for a slot: the slot's path keeps only the start.
+    `user` is the node's `UID:GID` for jobs (the run dir must be writable by it). `cpuset` pins it to its
+    slot's CPUs when the slot is known; a job held ready has its container made while it waits for a slot
+    (unpinned: `start_created` pins it), so the slot's path keeps only the start.
     """
     return client.containers.create(
         image=spec.image,
@@ -98,6 +100,7 @@ def create_container(
         mem_limit=f"{spec.memory_mb}m",
         memswap_limit=f"{spec.memory_mb}m",
         nano_cpus=spec.cores * 1_000_000_000,
+        cpuset_cpus=cpuset,
         user=user,
         labels={
             FLOW_RUN_LABEL: flow_run_id,
@@ -109,7 +112,7 @@ def create_container(
 
 def start_created(container: Container, cpuset: str | None) -> None:
     """Pin a created container to its slot's CPUs (then `nproc` inside equals the cores asked for, on top of
-    the CPU quota) and start it."""
+    the CPU quota) and start it; `None`: pinned at its creation already, or not pinned at all."""
     if cpuset is not None:
         container.update(cpuset_cpus=cpuset)
     container.start()

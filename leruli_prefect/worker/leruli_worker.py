@@ -536,6 +536,9 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         await asyncio.to_thread(images.ensure_image, engine, config, spec.image)
         await asyncio.to_thread(staging.hand_over, run_dir, config.container_user)
         inputs = await asyncio.to_thread(staging.input_stamps, run_dir)
+        # A run not held in line has its slot already: pinned now, its start needs no `update` call.
+        claim = None if self.capacity.is_waiting(flow_run.id) else self.capacity.claim_of(flow_run.id)
+        cpuset = claim.cpuset if claim else None
         container = await asyncio.to_thread(
             container_runner.create_container,
             engine,
@@ -545,8 +548,9 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             user=config.container_user,
             node=leftovers.node_label_value(config.data_dir),
             attempt=attempt_of(flow_run.labels),
+            cpuset=cpuset,
         )
-        return _Prepared(inputs, container)
+        return _Prepared(inputs, container, cpuset)
 
     async def _run_job(
         self,
@@ -560,14 +564,15 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
         config = self.node_config
         claim = self.capacity.claim_of(flow_run.id)
         try:
-            inputs, container = await prepared
+            inputs, container, pinned = await prepared
             if watch.requested:
                 await asyncio.to_thread(container_runner.remove_unstarted, container)
                 return Cancelled(message=watch.message)
             s3 = await self._s3_client()
             try:
+                cpuset = claim.cpuset if claim else None
                 await asyncio.to_thread(
-                    container_runner.start_created, container, claim.cpuset if claim else None
+                    container_runner.start_created, container, None if cpuset == pinned else cpuset
                 )
             except BaseException:
                 await asyncio.to_thread(container_runner.remove_unstarted, container)
@@ -821,6 +826,7 @@ class _Prepared(NamedTuple):
 
     inputs: dict[str, Any]
     container: Container
+    cpuset: str | None  # the CPUs it was pinned to when made (None: not pinned yet)
 
 
 class _NotNeeded(Exception):
@@ -832,7 +838,7 @@ async def _discard(prepared: asyncio.Task[_Prepared], run_dir: Path, stop: threa
     (if made) and its run dir."""
     stop.set()
     with contextlib.suppress(Exception):
-        _, container = await prepared
+        container = (await prepared).container
         await asyncio.to_thread(container_runner.remove_unstarted, container)
     await asyncio.to_thread(staging.remove_run_dir, run_dir)
 

@@ -140,6 +140,22 @@ def test_a_container_made_ahead_starts_on_the_cpus_of_its_slot(
     assert (tmp_path / "cpus.txt").read_text().split()[-1] == "0"
 
 
+def test_a_container_made_for_its_slot_is_pinned_at_once(engine: docker.DockerClient, tmp_path: Path) -> None:
+    """A job that has its slot when its container is made is pinned then: its start is one call, no update."""
+    (tmp_path / "run.sh").write_text("#!/bin/bash\ngrep Cpus_allowed_list /proc/self/status > cpus.txt\n")
+    tmp_path.chmod(0o777)
+    spec = JobSpec(image=TEST_IMAGE, command="grep", bucket="leruli-" + "f" * 32)
+    container = container_runner.create_container(engine, spec, tmp_path, "pinned", cpuset="0")
+    try:
+        assert engine.api.inspect_container(container.id)["HostConfig"]["CpusetCpus"] == "0"
+        container_runner.start_created(container, None)
+        outcome = container_runner.wait_for_container(container, tmp_path, spec.time_limit_s)
+    finally:
+        container_runner.remove_unstarted(container)
+    assert outcome.exit_code == 0
+    assert (tmp_path / "cpus.txt").read_text().split()[-1] == "0"
+
+
 def test_a_container_made_for_a_job_that_never_starts_is_removed(
     engine: docker.DockerClient, tmp_path: Path
 ) -> None:
