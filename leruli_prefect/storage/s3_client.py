@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from leruli_prefect.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+# botocore asks every PUT of a body `Expect: 100-continue` and waits for the server's go-ahead before sending
+# it: worth a round trip for a large part that S3 might refuse, pure cost for a small body. For an empty one
+# (an empty joberr.txt, in most jobs) Ceph RGW gives no go-ahead and botocore waits it out: 44 ms per empty
+# PutObject here against 3.3 ms without the header (boto/botocore#3124, #3755: with other servers an empty
+# body's 100-continue can even leave the pooled connection unusable). Bodies below this go without it.
+EXPECT_CONTINUE_FROM_BYTES = 1 << 20
 
 
 def make_s3_client(
@@ -31,7 +38,7 @@ def make_s3_client(
     import boto3
     from botocore.config import Config
 
-    return boto3.client(
+    client = boto3.client(
         "s3",
         endpoint_url=endpoint,
         aws_access_key_id=access,
@@ -49,3 +56,14 @@ def make_s3_client(
             read_timeout=120,
         ),
     )
+    for operation in ("PutObject", "UploadPart"):
+        client.meta.events.register_first(f"before-send.s3.{operation}", _no_continue_for_small_bodies)
+    return client
+
+
+def _no_continue_for_small_bodies(request: Any, **_: Any) -> None:
+    """Drop `Expect: 100-continue` from a request whose body is below `EXPECT_CONTINUE_FROM_BYTES` (the
+    header is not signed, so the signature holds). Returns None: anything else would stand for the reply."""
+    length = request.headers.get("Content-Length")
+    if length is not None and int(length) < EXPECT_CONTINUE_FROM_BYTES:
+        request.headers.pop("Expect", None)
