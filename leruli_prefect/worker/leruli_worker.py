@@ -590,7 +590,6 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
                 outcome = await asyncio.to_thread(
                     container_runner.wait_for_container,
                     container,
-                    run_dir,
                     spec.time_limit_s,
                     config.docker_retry_seconds,
                     on_exit=exited,
@@ -598,7 +597,9 @@ class LeruliWorker(BaseWorker[LeruliJobConfiguration, LeruliVariables, LeruliWor
             finally:
                 peak_memory = await asyncio.to_thread(memory.stop)
                 self._free_slot(flow_run.id)
-            disk_full = outcome.no_space or (outcome.exit_code != 0 and staging.is_disk_full(run_dir))
+            # The job wrote joblog.txt and joberr.txt itself: on a full disk they may be cut short even
+            # when it exited 0, so a full disk after the job fails it whatever its exit code.
+            disk_full = staging.is_disk_full(run_dir)
             if watch.lost or await self._lost(flow_run.id):
                 # Written off while running (this node was silent too long): the job's outputs and state
                 # belong to its newer attempt now; ours must not overwrite them.

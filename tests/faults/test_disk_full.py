@@ -54,3 +54,12 @@ def test_a_job_filling_the_disk_fails_with_no_space_and_the_node_goes_on(node: N
     assert node.wait_final(next_id, timeout=120)["state"] == "Completed"
     report("node disk full", next_job_completed=time.monotonic() - failed)
     assert node.read(next_bucket, "ok.txt") == "ok\n"
+
+
+def test_output_cut_short_by_a_full_disk_fails_the_job_though_it_exits_0(node: NodeUnderTest) -> None:
+    """The job's shell writes joblog.txt itself: a full disk cuts it short, and the job's exit code (0
+    here) cannot tell. The node's disk tells."""
+    job_id, bucket = node.submit(f"echo start > start.txt; head -c {2 * DISK_MB * 1024**2} /dev/zero; exit 0")
+    job = node.wait_final(job_id, timeout=120)
+    assert (job["state"], job["reason"]) == ("Failed", "no space left on node")
+    assert node.read(bucket, "start.txt") == "start\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def _run(
     (run_dir / "run.sh").write_text(f"#!/bin/bash\n{command}\n")
     spec = JobSpec(image=TEST_IMAGE, command=command, bucket="leruli-" + "b" * 32, **limits)
     container = _start(engine, spec, run_dir, f"test-{run_dir.name}")
-    return container_runner.wait_for_container(container, run_dir, spec.time_limit_s)
+    return container_runner.wait_for_container(container, spec.time_limit_s)
 
 
 def test_container_is_hardened_and_labelled(engine: docker.DockerClient, tmp_path: Path) -> None:
@@ -49,6 +50,7 @@ def test_container_is_hardened_and_labelled(engine: docker.DockerClient, tmp_pat
         assert host["PidsLimit"] == container_runner.PIDS_LIMIT
         assert host["Memory"] == 300 * 1024 * 1024
         assert host["NanoCpus"] == 2_000_000_000
+        assert host["LogConfig"]["Type"] == "none"  # the job's shell writes joblog.txt, not Docker
         assert not host["Privileged"]
         assert config["Config"]["WorkingDir"] == "/rundir"
         assert config["Config"]["Labels"][container_runner.FLOW_RUN_LABEL] == "hardening"
@@ -73,23 +75,42 @@ def test_exit_code_and_output_files(engine: docker.DockerClient, tmp_path: Path)
 def test_on_exit_comes_once_when_the_container_ended_before_it_is_removed(
     engine: docker.DockerClient, tmp_path: Path
 ) -> None:
-    """The node frees the job's slot at `on_exit`: the container has stopped, its output is not saved yet."""
+    """The node frees the job's slot at `on_exit`: the container has stopped (its output is in the run dir
+    already) and is not removed yet."""
     run_dir = tmp_path / "exits"
     run_dir.mkdir()
     (run_dir / "run.sh").write_text("#!/bin/bash\necho bye\n")
     spec = JobSpec(image=TEST_IMAGE, command="echo bye", bucket="leruli-" + "e" * 32)
     container = _start(engine, spec, run_dir, "exits")
-    seen: list[tuple[str, bool]] = []
+    seen: list[tuple[str, str]] = []
 
     def on_exit() -> None:
         state = engine.api.inspect_container(container.id)["State"]
-        seen.append((state["Status"], (run_dir / "joblog.txt").exists()))
+        seen.append((state["Status"], (run_dir / "joblog.txt").read_text()))
 
-    outcome = container_runner.wait_for_container(container, run_dir, spec.time_limit_s, on_exit=on_exit)
-    assert seen == [("exited", False)]
+    outcome = container_runner.wait_for_container(container, spec.time_limit_s, on_exit=on_exit)
+    assert seen == [("exited", "bye\n")]
     assert outcome.exit_code == 0 and (run_dir / "joblog.txt").read_text() == "bye\n"
     with pytest.raises(docker.errors.NotFound):
         engine.containers.get(container.id)
+
+
+def test_output_is_in_the_run_dir_while_the_job_runs(engine: docker.DockerClient, tmp_path: Path) -> None:
+    run_dir = tmp_path / "live"
+    run_dir.mkdir()
+    (run_dir / "run.sh").write_text("#!/bin/bash\necho early; echo warned >&2; sleep 30\n")
+    spec = JobSpec(image=TEST_IMAGE, command="sleep 30", bucket="leruli-" + "f" * 32)
+    container = _start(engine, spec, run_dir, "live")
+    try:
+        deadline = time.monotonic() + 20
+        while not (run_dir / "joberr.txt").exists() or not (run_dir / "joberr.txt").read_text():
+            assert time.monotonic() < deadline, "no output while the job ran"
+            time.sleep(0.05)
+        assert engine.api.inspect_container(container.id)["State"]["Status"] == "running"
+        assert (run_dir / "joblog.txt").read_text() == "early\n"
+        assert (run_dir / "joberr.txt").read_text() == "warned\n"
+    finally:
+        container.remove(force=True)
 
 
 def test_runtime_is_the_container_s_own(engine: docker.DockerClient, tmp_path: Path) -> None:
@@ -133,7 +154,7 @@ def test_a_container_made_ahead_starts_on_the_cpus_of_its_slot(
         made = engine.api.inspect_container(container.id)
         assert made["State"]["Status"] == "created" and not made["HostConfig"]["CpusetCpus"]
         container_runner.start_created(container, "0")
-        outcome = container_runner.wait_for_container(container, tmp_path, spec.time_limit_s)
+        outcome = container_runner.wait_for_container(container, spec.time_limit_s)
     finally:
         container_runner.remove_unstarted(container)  # gone already: no error
     assert outcome.exit_code == 0
@@ -149,7 +170,7 @@ def test_a_container_made_for_its_slot_is_pinned_at_once(engine: docker.DockerCl
     try:
         assert engine.api.inspect_container(container.id)["HostConfig"]["CpusetCpus"] == "0"
         container_runner.start_created(container, None)
-        outcome = container_runner.wait_for_container(container, tmp_path, spec.time_limit_s)
+        outcome = container_runner.wait_for_container(container, spec.time_limit_s)
     finally:
         container_runner.remove_unstarted(container)
     assert outcome.exit_code == 0
