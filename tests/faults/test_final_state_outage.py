@@ -18,6 +18,7 @@ from tests.worker.node_stack import (
     start_node_for_new_group,
     state_history,
     wait_for_container,
+    wait_until_gone,
 )
 
 API_RETRY_SECONDS = 2  # what once ended the retries of a job's final state
@@ -69,11 +70,7 @@ def _assert_completed_once(node: NodeUnderTest, job_id: str, bucket: str) -> Non
     history = state_history(node.server, job_id)
     assert history.count("RUNNING") == 1 and "CRASHED" not in history, history
     assert node.read(bucket, "out.txt") == "done\n"
-    # The node drops its note once the gateway has answered, a moment after the state is visible.
-    deadline = time.monotonic() + 30
-    while _note(node, job_id).exists():
-        assert time.monotonic() < deadline, "the node kept its note of a final state the server accepted"
-        time.sleep(0.1)
+    wait_until_gone(_note(node, job_id), "the node's note of a final state the server accepted")
 
 
 def test_a_final_state_is_never_given_up_while_the_gateway_is_away(

@@ -183,3 +183,11 @@ def wait_for_container(engine: docker.DockerClient, job_id: str, timeout: float 
             return found[0]
         time.sleep(0.1)
     raise AssertionError(f"no running container for job {job_id} within {timeout} s")
+
+
+def wait_until_gone(path: Path, what: str, timeout: float = 30) -> None:
+    """Wait for what the node deletes as a job's final state goes out (the state may show a moment before)."""
+    deadline = time.monotonic() + timeout
+    while path.exists():
+        assert time.monotonic() < deadline, f"{what} still there after {timeout} s: {path}"
+        time.sleep(0.05)

@@ -10,7 +10,7 @@ import docker.errors
 
 from tests.stack import on_both_databases
 from tests.worker.conftest import NODE_CORES, NODE_MEMORY_MB
-from tests.worker.node_stack import NodeUnderTest, state_history, wait_for_container
+from tests.worker.node_stack import NodeUnderTest, state_history, wait_for_container, wait_until_gone
 
 # The deadline from the cancel to the container's end.
 CANCEL_DEADLINE_S = 2.0
@@ -52,10 +52,7 @@ def test_running_job_stops_within_deadline_and_keeps_its_outputs(
     assert gamma_node.read(bucket, "partial.txt") == "partial\n"
     assert gamma_node.read(bucket, "joblog.txt") == "started\n"
     # The run dir is deleted while the final state goes out: gone moments after it, at the latest.
-    deadline = time.monotonic() + 10
-    while gamma_node.run_dir(job_id).exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not gamma_node.run_dir(job_id).exists()
+    wait_until_gone(gamma_node.run_dir(job_id), "the cancelled job's run dir", timeout=10)
 
 
 @on_both_databases
