@@ -148,6 +148,14 @@ class Process:
     def log_text(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def wait_for_log(self, line: str, count: int = 1, timeout: float = 60) -> float:
+        """Wait until `line` is in the log `count` times; the seconds it took."""
+        started = time.monotonic()
+        while self.log_text().count(line) < count:
+            assert time.monotonic() - started < timeout, f"no {line!r} in {self.log.name} within {timeout} s"
+            time.sleep(0.2)
+        return time.monotonic() - started
+
 
 def start_process(args: list[str], log: Path, env: dict[str, str]) -> Process:
     handle = open(log, "wb")

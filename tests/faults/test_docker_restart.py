@@ -19,6 +19,7 @@ from tests.worker.node_stack import (
     job_containers,
     start_node_for_new_group,
     wait_for_container,
+    wait_for_output,
 )
 
 
@@ -51,7 +52,7 @@ def test_a_docker_restart_fails_the_running_job_clearly_and_the_node_goes_on(
     job_id, bucket = node.submit("echo before > before.txt; sleep 300; echo after > after.txt")
     node.wait_state(job_id, "Running")
     wait_for_container(engine.client(), job_id)
-    time.sleep(0.5)  # let before.txt be written
+    wait_for_output(node.run_dir(job_id) / "before.txt")
 
     stopping = time.monotonic()
     engine.stop()

@@ -40,14 +40,6 @@ def node(
     started.server.process.stop()
 
 
-def _wait_for_log(node: NodeUnderTest, line: str, count: int, timeout: float) -> float:
-    started = time.monotonic()
-    while node.process.log_text().count(line) < count:
-        assert time.monotonic() - started < timeout, f"no {line!r} in the node's log within {timeout} s"
-        time.sleep(0.2)
-    return time.monotonic() - started
-
-
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
 def test_jobs_survive_a_server_restart(node: NodeUnderTest, how: signal.Signals) -> None:
     reconnects = node.process.log_text().count("reconnected to the gateway after")
@@ -64,7 +56,7 @@ def test_jobs_survive_a_server_restart(node: NodeUnderTest, how: signal.Signals)
     restart_server(node.server)
     up = time.monotonic()
 
-    reconnected = _wait_for_log(node, "reconnected to the gateway after", reconnects + 1, timeout=120)
+    reconnected = node.process.wait_for_log("reconnected to the gateway after", reconnects + 1, timeout=120)
     finals = {job_id: node.wait_final(job_id, timeout=180) for job_id, _ in jobs.values()}
     recovered = time.monotonic() - up
     report(

@@ -26,7 +26,7 @@ import websockets
 
 from leruli_prefect.gateway.server_config import OPERATOR_SECRET_FILE
 from tests import stack
-from tests.worker.node_stack import NodeUnderTest, state_history, wait_for_container
+from tests.worker.node_stack import NodeUnderTest, state_history, wait_for_container, wait_for_output
 
 
 @dataclass
@@ -99,6 +99,7 @@ def test_a_job_submitted_through_one_server_is_seen_cancelled_and_completed_thro
         # Submitted through the first, seen running and cancelled through the second.
         long_id, long_bucket = via_first.submit("echo started; sleep 120")
         wait_for_container(engine, long_id)
+        wait_for_output(node.run_dir(long_id) / "joblog.txt")
         assert via_second.wait_state(long_id, "Running")["id"] == long_id
         response = httpx.post(
             f"{second.url}/v1/jobs/{long_id}/cancel",

@@ -191,3 +191,11 @@ def wait_until_gone(path: Path, what: str, timeout: float = 30) -> None:
     while path.exists():
         assert time.monotonic() < deadline, f"{what} still there after {timeout} s: {path}"
         time.sleep(0.05)
+
+
+def wait_for_output(path: Path, timeout: float = 60) -> None:
+    """Wait until a running job has written `path` in its run dir (before a test cuts the job short)."""
+    deadline = time.monotonic() + timeout
+    while not (path.is_file() and path.stat().st_size > 0):
+        assert time.monotonic() < deadline, f"the job did not write {path.name} within {timeout} s"
+        time.sleep(0.05)

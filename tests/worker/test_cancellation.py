@@ -10,7 +10,13 @@ import docker.errors
 
 from tests.stack import on_both_databases
 from tests.worker.conftest import NODE_CORES, NODE_MEMORY_MB
-from tests.worker.node_stack import NodeUnderTest, state_history, wait_for_container, wait_until_gone
+from tests.worker.node_stack import (
+    NodeUnderTest,
+    state_history,
+    wait_for_container,
+    wait_for_output,
+    wait_until_gone,
+)
 
 # The deadline from the cancel to the container's end.
 CANCEL_DEADLINE_S = 2.0
@@ -34,10 +40,7 @@ def test_running_job_stops_within_deadline_and_keeps_its_outputs(
 ) -> None:
     job_id, bucket = gamma_node.submit("echo started; echo partial > partial.txt; sleep 120")
     container = wait_for_container(engine, job_id)
-    partial = gamma_node.run_dir(job_id) / "partial.txt"
-    deadline = time.monotonic() + 30
-    while not partial.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for_output(gamma_node.run_dir(job_id) / "partial.txt", timeout=30)
 
     asked = time.monotonic()
     response = gamma_node.cancel(job_id)

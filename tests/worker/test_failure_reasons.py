@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests import stack
-from tests.worker.node_stack import NodeUnderTest
+from tests.worker.node_stack import NodeUnderTest, wait_for_output
 
 # The shell holds 200 MB of 'a's in a variable: far past a 32 MB limit.
 HUNGRY = "echo allocating >&2; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo ${#x}"
@@ -42,8 +42,9 @@ def test_status_prints_the_reason_and_the_end_of_joberr(
 
 
 def test_status_of_a_cancelled_job_says_cancelled(gamma_node: NodeUnderTest) -> None:
-    job_id, _ = gamma_node.submit("sleep 60")
-    gamma_node.wait_state(job_id, "Running")
+    job_id, _ = gamma_node.submit("echo started; sleep 60")
+    # Running is set before the container exists; a job cancelled before it started has no result record.
+    wait_for_output(gamma_node.run_dir(job_id) / "joblog.txt")
     gamma_node.cancel(job_id)
     assert gamma_node.wait_final(job_id, timeout=30)["state"] == "Cancelled"
     env = stack.user_environment(gamma_node.server, gamma_node.group, gamma_node.s3_env)

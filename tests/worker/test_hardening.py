@@ -14,7 +14,13 @@ import pytest
 from leruli_prefect.storage.archive import run_script
 from leruli_prefect.worker import container_runner
 from tests.worker.conftest import CONTAINER_USER
-from tests.worker.node_stack import NodeUnderTest, make_archive, wait_for_container, wait_until_gone
+from tests.worker.node_stack import (
+    NodeUnderTest,
+    make_archive,
+    wait_for_container,
+    wait_for_output,
+    wait_until_gone,
+)
 
 
 def test_node_runs_jobs_hardened_as_its_container_user(
@@ -24,6 +30,7 @@ def test_node_runs_jobs_hardened_as_its_container_user(
     job_id, bucket = gamma_node.submit(command, cores=1, memory_mb=300)
     container = wait_for_container(engine, job_id)
     config = engine.api.inspect_container(container.id)
+    wait_for_output(gamma_node.run_dir(job_id) / "env.txt")
     gamma_node.cancel(job_id)  # enough seen; end it now
     host = config["HostConfig"]
 
@@ -112,6 +119,7 @@ def test_hostile_archive_fails_and_writes_nothing_outside(
     job = gamma_node.wait_final(job_id)
     assert job["state"] == "Failed" and reason in str(job["reason"]), job
     assert gamma_node.keys(bucket) == {"run.tgz"}  # the job never ran
+    # Deleted while the final state goes out: the walk below must not meet it half gone.
+    wait_until_gone(gamma_node.data_dir / "runs" / job_id, "the failed job's run dir")
     assert not list(gamma_node.data_dir.parent.rglob("*escaped*"))
     assert not Path("/tmp/leruli-escaped.txt").exists()
-    wait_until_gone(gamma_node.data_dir / "runs" / job_id, "the failed job's run dir")

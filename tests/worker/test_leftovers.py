@@ -24,7 +24,11 @@ def test_restarted_node_clears_its_leftovers_only(
     engine: docker.DockerClient,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    delta = start_node_for_new_group(server, s3_env, tmp_path_factory.mktemp("delta"), "delta", slots=1)
+    # The longest heartbeat: the server writes delta off only after 90 s of silence, longer than its restart
+    # takes on a loaded machine (the node itself must be the one to clear its job).
+    delta = start_node_for_new_group(
+        server, s3_env, tmp_path_factory.mktemp("delta"), "delta", slots=1, heartbeat_seconds=30
+    )
     neighbour_id = None
     try:
         job_id, _ = delta.submit("sleep 120")

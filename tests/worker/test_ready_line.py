@@ -29,6 +29,9 @@ from tests import stack
 from tests.worker.node_stack import NodeUnderTest, flow_run, prefect_api, start_node_for_new_group, timed
 from tests.worker.private_hooks import assert_hook_still_used
 
+# Long enough that the second job is claimed while the first still runs, even on a loaded machine.
+FIRST_JOB_SECONDS = 12
+
 
 def _capacity(*, cores: int = 2, slots: int = 1, line: int = 2) -> NodeCapacity:
     return NodeCapacity(cores=cores, memory_mb=1000, slots=slots, cpu_ids=list(range(cores)), line=line)
@@ -185,7 +188,7 @@ def test_the_next_job_is_claimed_while_the_slot_is_busy_and_starts_when_it_frees
 ) -> None:
     node = _ready_node(server, s3_env, tmp_path, "ready", hold=60)
     try:
-        first, first_bucket = node.submit(timed("sleep 4"), cores=1)
+        first, first_bucket = node.submit(timed(f"sleep {FIRST_JOB_SECONDS}"), cores=1)
         node.wait_state(first, "Running")
         second, second_bucket = node.submit(timed("true"), cores=1)
         assert node.wait_final(first)["state"] == "Completed"
@@ -193,8 +196,8 @@ def test_the_next_job_is_claimed_while_the_slot_is_busy_and_starts_when_it_frees
     finally:
         node.process.stop()
     claimed = next(state for state in _states(node, second) if state["type"] == "PENDING")
-    # Claimed while the first job's container still ran (it sleeps 4 s after its Running state) ...
-    assert _moment(claimed["timestamp"]) < _moment(flow_run(server, first)["start_time"]) + 4
+    # Claimed while the first job's container still ran (it sleeps after its Running state) ...
+    assert _moment(claimed["timestamp"]) < _moment(flow_run(server, first)["start_time"]) + FIRST_JOB_SECONDS
     assert _types(node, second) == ["SCHEDULED", "PENDING", "RUNNING", "COMPLETED"]
     # ... and its container started only once the first one's had ended: one slot.
     assert node.container_span(second_bucket)[0] >= node.container_span(first_bucket)[1]
@@ -206,7 +209,7 @@ def test_a_job_held_too_long_goes_back_to_the_queue_and_an_idle_node_runs_it(
     busy = _ready_node(server, s3_env, tmp_path, "holdback", hold=2)
     idle: stack.Process | None = None
     try:
-        long_job, _ = busy.submit("sleep 60", cores=1)
+        long_job, _ = busy.submit("sleep 600", cores=1)  # cancelled below; must outlast a node's start
         busy.wait_state(long_job, "Running")
         short_job, _ = busy.submit("true", cores=1)
         _wait_for(
