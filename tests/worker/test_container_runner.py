@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from docker.models.containers import Container
 from leruli_prefect.job_spec import JobSpec
 from leruli_prefect.worker import container_runner
 from tests.stack import TEST_IMAGE
+from tests.worker.node_stack import wait_for_output
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +102,7 @@ def test_output_is_in_the_run_dir_while_the_job_runs(engine: docker.DockerClient
     spec = JobSpec(image=TEST_IMAGE, command="sleep 30", bucket="leruli-" + "f" * 32)
     container = _start(engine, spec, run_dir, "live")
     try:
-        deadline = time.monotonic() + 20
-        while not (run_dir / "joberr.txt").exists() or not (run_dir / "joberr.txt").read_text():
-            assert time.monotonic() < deadline, "no output while the job ran"
-            time.sleep(0.05)
+        wait_for_output(run_dir / "joberr.txt", timeout=20)
         assert engine.api.inspect_container(container.id)["State"]["Status"] == "running"
         assert (run_dir / "joblog.txt").read_text() == "early\n"
         assert (run_dir / "joberr.txt").read_text() == "warned\n"
